@@ -1,0 +1,139 @@
+"""Glue shared by every meldbot node: typed-dataclass parameters, diagnostics, and a clean main().
+
+A node file stays thin: it declares a config dataclass, builds the plain-Python core from it, and
+wires topics from `meldbot.topics`. Parameters are declared with the dataclass defaults, so a node runs
+with no YAML at all and a YAML (``--params-file``) or launch ``param`` overrides any field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, get_type_hints
+
+C = TypeVar("C")
+
+
+def declare_config(node, config_cls: type[C], prefix: str = "") -> C:
+    """Declare one ROS parameter per dataclass field (default = field default) and build the config.
+
+    Lists must be homogeneous (ROS parameter arrays); an empty list default is declared as a string
+    array unless the field's type says float/int/bool.
+    """
+    from rclpy.parameter import Parameter
+
+    hints = get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            raise TypeError(f"{config_cls.__name__}.{f.name} needs a default to be a ROS parameter")
+        name = prefix + f.name
+        if isinstance(default, (list, tuple)):
+            hint = str(hints.get(f.name, ""))
+            if len(default):
+                ptype = Parameter.Type.from_parameter_value(list(default))
+            elif "float" in hint:
+                ptype = Parameter.Type.DOUBLE_ARRAY
+            elif "int" in hint:
+                ptype = Parameter.Type.INTEGER_ARRAY
+            elif "bool" in hint:
+                ptype = Parameter.Type.BOOL_ARRAY
+            else:
+                ptype = Parameter.Type.STRING_ARRAY
+            node.declare_parameter(name, ptype)
+            got = node.get_parameter(name).value
+            value = list(default) if got is None else list(got)
+        else:
+            value = node.declare_parameter(name, default).value
+            # ROS may hand an int where the field is float (YAML "5" for a rate): coerce.
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+        values[f.name] = value
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"{node.get_name()}: invalid parameters: {exc}") from exc
+
+
+def config_from_dict(config_cls: type[C], data: dict, source: str = "config") -> C:
+    """Build a typed config from a dict (YAML), naming unknown keys instead of ignoring them."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown} for {config_cls.__name__} (known: {sorted(known)})")
+    return config_cls(**data)
+
+
+def diagnostic_status(name: str, level: str, message: str, values: dict[str, Any] | None = None,
+                      hardware_id: str = ""):
+    """diagnostic_msgs/DiagnosticStatus; level is 'ok', 'warn', 'error' or 'stale'."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    levels = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN,
+              "error": DiagnosticStatus.ERROR, "stale": DiagnosticStatus.STALE}
+    status = DiagnosticStatus()
+    status.level = levels[level]
+    status.name = name
+    status.message = message
+    status.hardware_id = hardware_id
+    status.values = [KeyValue(key=str(k), value=str(v)) for k, v in (values or {}).items()]
+    return status
+
+
+def diagnostic_array(node, statuses):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    msg = DiagnosticArray()
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.status = list(statuses)
+    return msg
+
+
+def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM or `node.done`, then shut down cleanly.
+
+    A node may define ``shutdown_hook()`` (called before destruction: e.g. send zero velocity) and set
+    ``exit_code``. A SystemExit raised while building the node (bad parameters, wrong model) is
+    printed as one clear line and ends the process with code 2.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    rclpy.init(args=args if args is not None else sys.argv)
+    # SIGTERM from a launcher should stop as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    node = None
+    code = 0
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(executor_threads) if executor_threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not getattr(node, "done", False):
+            executor.spin_once(timeout_sec=0.1)
+        code = int(getattr(node, "exit_code", 0))
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(f"[ERROR] {exc.code}", file=sys.stderr, flush=True)
+            code = 2
+        else:
+            code = int(exc.code or 0)
+    finally:
+        if node is not None:
+            hook = getattr(node, "shutdown_hook", None)
+            if hook is not None:
+                try:
+                    hook()
+                except Exception as exc:  # the process is ending; report, do not mask the exit
+                    print(f"[WARN] shutdown hook failed: {exc}", file=sys.stderr, flush=True)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
