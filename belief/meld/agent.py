@@ -1,0 +1,137 @@
+"""MELD agent: the latent state model plus SAC on its belief (the posterior's parameters).
+
+One gradient step samples a batch of whole trials, filters them once through the model, minimises the
+negative ELBO for the model, and trains actor and critic on the *detached* per-step posterior parameters:
+no gradient from the actor-critic ever reaches the model (MELD's actor/critic_input_stop_gradient).
+SAC itself is the shared `belief.sac.SAC`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from belief.meld.model import LatentModel, ModelConfig
+from belief.sac import SAC, SACConfig
+
+REWARD_KINDS = ("dense", "sparse")
+
+
+@dataclass
+class AgentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+    model_lr: float = 1e-4  # SLAC/MELD model learning rate
+    grad_clip: float = 100.0
+    reward_input: str = "dense"  # what the model sees: dense (meta-training) or sparse (MELD's 2nd agent)
+    reward_target: str = "dense"  # what the reward decoder reconstructs (always shaped in MELD)
+    critic_reward: str = "dense"  # what the critic is trained on (shaped reward during meta-training)
+    critic_reward_scale: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        if isinstance(self.sac, dict):
+            self.sac = SACConfig(**self.sac)
+        for name in ("reward_input", "reward_target", "critic_reward"):
+            if getattr(self, name) not in REWARD_KINDS:
+                raise ValueError(f"AgentConfig.{name} must be one of {REWARD_KINDS}, got {getattr(self, name)!r}")
+
+
+def transition_indices(episodes: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current frame, next frame, done) for every real action in a trial of `episodes` x `horizon`.
+
+    The last action of a non-final episode bootstraps from the next episode's first frame (whose belief
+    has filtered the last frame): the critic values the whole trial, so exploring in episode 1 pays off
+    in episode 2. The trial's final action is terminal."""
+    cur, nxt, done = [], [], []
+    L = horizon + 1
+    for e in range(episodes):
+        for k in range(horizon):
+            t = e * L + k
+            cur.append(t)
+            last = k == horizon - 1
+            if last and e < episodes - 1:
+                nxt.append((e + 1) * L)
+                done.append(0.0)
+            else:
+                nxt.append(t + 1)
+                done.append(1.0 if last else 0.0)
+    return np.array(cur), np.array(nxt), np.array(done, np.float32)
+
+
+def reward_mask(episodes: int, horizon: int) -> np.ndarray:
+    """Frames that carry a real reward (all but each episode's first frame)."""
+    mask = np.ones(episodes * (horizon + 1), np.float32)
+    mask[:: horizon + 1] = 0.0
+    return mask
+
+
+class MeldAgent:
+    def __init__(self, cfg: AgentConfig, episodes: int, horizon: int, device: str = "cpu"):
+        self.cfg, self.episodes, self.horizon = cfg, episodes, horizon
+        self.device = torch.device(device)
+        self.model = LatentModel(cfg.model).to(self.device)
+        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac).to(self.device)
+        # SAC's optimisers were built before .to(); Adam state is lazily created so the params are the same
+        self.model_optim = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
+        cur, nxt, done = transition_indices(episodes, horizon)
+        self._cur = torch.as_tensor(cur, device=self.device)
+        self._nxt = torch.as_tensor(nxt, device=self.device)
+        self._done = torch.as_tensor(done, device=self.device)
+        self._mask = torch.as_tensor(reward_mask(episodes, horizon), device=self.device)
+
+    # --- batches --------------------------------------------------------------------------------
+    def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+
+    def _rewards(self, b: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+        return b["reward_dense"] if kind == "dense" else b["reward_sparse"]
+
+    # --- updates --------------------------------------------------------------------------------
+    def model_step(self, b: dict[str, torch.Tensor]):
+        """One ELBO step on a batch of trials; returns (stats, detached beliefs (B, T, belief_dim))."""
+        cfg = self.cfg
+        mask = self._mask.expand_as(b["reward_dense"])
+        loss, terms, post = self.model.elbo(b["images"], b["actions"], self._rewards(b, cfg.reward_input),
+                                            self._rewards(b, cfg.reward_target), mask)
+        self.model_optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.model_optim.step()
+        stats = {"model_loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+        return stats, LatentModel.belief(post).detach()
+
+    def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
+        """SAC on every real transition of the batch; `beliefs` must be detached (checked)."""
+        if beliefs.requires_grad:
+            raise ValueError("actor-critic inputs must be detached from the latent model")
+        B = beliefs.shape[0]
+        rewards = self._rewards(b, self.cfg.critic_reward) * self.cfg.critic_reward_scale
+        obs = beliefs[:, self._cur].reshape(-1, beliefs.shape[-1])
+        next_obs = beliefs[:, self._nxt].reshape(-1, beliefs.shape[-1])
+        actions = b["actions"][:, self._cur].reshape(-1, b["actions"].shape[-1])
+        r = rewards[:, self._cur + 1].reshape(-1, 1)  # the reward that arrived with the next frame
+        done = self._done.expand(B, -1).reshape(-1, 1)
+        return self.sac.update(obs, actions, r, next_obs, done)
+
+    def train_step(self, batch: dict[str, np.ndarray], train_actor_critic: bool = True) -> dict:
+        b = self.to_tensors(batch)
+        stats, beliefs = self.model_step(b)
+        if train_actor_critic:
+            stats.update(self.actor_critic_step(beliefs, b))
+        return stats
+
+    # --- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "sac": self.sac.state_dict(),
+                "model_optim": self.model_optim.state_dict(), "sac_optim": self.sac.optimizer_state()}
+
+    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
+        self.model.load_state_dict(state["model"])
+        self.sac.load_state_dict(state["sac"])
+        if not weights_only:
+            self.model_optim.load_state_dict(state["model_optim"])
+            self.sac.load_optimizer_state(state["sac_optim"])

@@ -1,0 +1,111 @@
+"""Per-task replay buffers of whole trials (sequences), as MELD trains its model and critic on trials.
+
+A trial of E episodes of H steps is stored as T = E * (H + 1) frames: frame e*(H+1)+k is observation k
+of episode e. ``actions[t]`` is the action taken at frame t (zero on the last frame of each episode,
+which is the "reset" the next frame's prev_action sees); ``reward_*[t]`` is the reward that arrived
+with frame t (zero on each episode's first frame, masked out of the reward likelihood).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Trial:
+    images: np.ndarray  # (T, H, W, 3) uint8
+    actions: np.ndarray  # (T, A) float32
+    reward_dense: np.ndarray  # (T,) float32
+    reward_sparse: np.ndarray  # (T,) float32
+    success: np.ndarray  # (E,) bool: success in each episode
+    task_id: str = ""
+
+    def __post_init__(self):
+        T = len(self.images)
+        for name in ("actions", "reward_dense", "reward_sparse"):
+            if len(getattr(self, name)) != T:
+                raise ValueError(f"Trial.{name} has {len(getattr(self, name))} frames, images have {T}")
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"Trial.images must be uint8 (T,H,W,3), got {self.images.dtype} {self.images.shape}")
+
+
+class SequenceBuffer:
+    """Ring buffer of fixed-length trials for one task."""
+
+    def __init__(self, capacity: int, seq_len: int, image_shape: tuple[int, ...], action_dim: int):
+        if capacity <= 0:
+            raise ValueError(f"SequenceBuffer capacity must be positive, got {capacity}")
+        self.capacity, self.seq_len = capacity, seq_len
+        self.images = np.zeros((capacity, seq_len, *image_shape), np.uint8)
+        self.actions = np.zeros((capacity, seq_len, action_dim), np.float32)
+        self.reward_dense = np.zeros((capacity, seq_len), np.float32)
+        self.reward_sparse = np.zeros((capacity, seq_len), np.float32)
+        self.size = 0
+        self.next = 0
+
+    def add(self, trial: Trial) -> None:
+        if trial.images.shape != self.images.shape[1:]:
+            raise ValueError(f"trial images {trial.images.shape} do not fit buffer {self.images.shape[1:]}")
+        i = self.next
+        self.images[i] = trial.images
+        self.actions[i] = trial.actions
+        self.reward_dense[i] = trial.reward_dense
+        self.reward_sparse[i] = trial.reward_sparse
+        self.next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def get(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {"images": self.images[idx], "actions": self.actions[idx],
+                "reward_dense": self.reward_dense[idx], "reward_sparse": self.reward_sparse[idx]}
+
+    def state_dict(self) -> dict:
+        n = self.size
+        order = (np.arange(n) + (self.next if n == self.capacity else 0)) % self.capacity  # oldest first
+        return {k: v[order] for k, v in self.get(order).items()}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.size = self.next = 0
+        for i in range(len(data["images"])):
+            self.add(Trial(data["images"][i], data["actions"][i], data["reward_dense"][i],
+                           data["reward_sparse"][i], np.zeros(0, bool)))
+
+
+class TaskBuffers:
+    """One SequenceBuffer per task id; batches draw tasks uniformly, then trials within the task."""
+
+    def __init__(self, capacity_per_task: int, seq_len: int, image_shape: tuple[int, ...], action_dim: int):
+        self.args = (capacity_per_task, seq_len, tuple(image_shape), action_dim)
+        self.buffers: dict[str, SequenceBuffer] = {}
+
+    def add(self, task_id: str, trial: Trial) -> None:
+        if task_id not in self.buffers:
+            self.buffers[task_id] = SequenceBuffer(*self.args)
+        self.buffers[task_id].add(trial)
+
+    @property
+    def num_trials(self) -> int:
+        return sum(b.size for b in self.buffers.values())
+
+    def sample(self, batch: int, rng: np.random.Generator, tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+        ids = [t for t in (tasks or list(self.buffers)) if t in self.buffers and self.buffers[t].size]
+        if not ids:
+            raise ValueError("cannot sample: the replay buffers hold no trials")
+        chosen = rng.choice(len(ids), size=batch)
+        parts = []
+        for k in range(len(ids)):
+            n = int((chosen == k).sum())
+            if n:
+                buf = self.buffers[ids[k]]
+                parts.append(buf.get(rng.integers(0, buf.size, size=n)))
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def state_dict(self) -> dict:
+        return {tid: b.state_dict() for tid, b in self.buffers.items()}
+
+    def load_state_dict(self, data: dict) -> None:
+        self.buffers = {}
+        for tid, d in data.items():
+            self.buffers[tid] = SequenceBuffer(*self.args)
+            self.buffers[tid].load_state_dict(d)

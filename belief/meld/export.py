@@ -1,0 +1,41 @@
+"""Export a trained MELD agent: per-step filter + actor to TorchScript (.ts) or torch.export (.pt2).
+
+The module is `MeldPolicy` (deterministic: posterior means as latents, mean action), written with the
+lead's `belief.policy_file.save_policy`, so the policy server loads it like every other belief model.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from belief.meld.policy import MeldPolicy
+from belief.policy_file import ActionSpec, ObservationSpec, PolicyMetadata, save_policy
+
+MODEL_VERSION = "meld-1"
+
+
+def build_metadata(agent_cfg, env_meta: dict, state_dim: int) -> PolicyMetadata:
+    """Metadata from the agent config and the env description saved in the checkpoint."""
+    reward_topic = "reward/sparse" if agent_cfg.reward_input == "sparse" else "reward/shaped"
+    return PolicyMetadata(
+        algo="meld",
+        observation=ObservationSpec("camera_pair/image_raw", list(env_meta["obs_shape"]), "uint8"),
+        action=ActionSpec(list(env_meta["joint_names"]), [float(s) for s in env_meta["action_scale"]]),
+        state_dim=state_dim,
+        control_rate_hz=float(env_meta.get("control_rate_hz", 3.3)),
+        model_version=MODEL_VERSION,
+        reward_topic=reward_topic,
+        env=env_meta.get("env", ""),
+        extra={"deterministic": True, "episodes_per_trial": env_meta.get("episodes", 2),
+               "reset_belief": "per trial (not per episode)",
+               "episode_start_inputs": "prev_action=0, reward=0"},
+    )
+
+
+def export_policy(policy: MeldPolicy, meta: PolicyMetadata, path: str | Path) -> Path:
+    """Write `policy` (a CPU copy of it) to `path` (.ts or .pt2) with `meta`."""
+    module = copy.deepcopy(policy).cpu().eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return save_policy(module, meta, path)

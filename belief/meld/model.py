@@ -1,0 +1,267 @@
+"""MELD's latent state model (after SLAC, Lee et al. 2020; Zhao et al. 2020).
+
+Two layers of latent variables per time step, z1 (small, stochastic) and z2 (large, carries memory):
+
+    prior      p(z1_0) = N(0, I)                     p(z2_0 | z1_0)
+               p(z1_t | z2_{t-1}, a_{t-1})            p(z2_t | z1_t, z2_{t-1}, a_{t-1})
+    posterior  q(z1_0 | x_0)                          q(z2_0 | z1_0)      = p(z2_0 | z1_0)
+               q(z1_t | x_t, z2_{t-1}, a_{t-1})       q(z2_t | z1_t, ...) = p(z2_t | z1_t, ...)
+    decoders   p(image_t | z_t)   (fixed std)         p(reward_t | z_t)   (learned std)
+
+MELD's observation x_t is the image *and* the reward that arrived with it ([I_t, r_{t-1}] in the
+paper's indexing): the reward is tiled and concatenated to the conv features, so the task (which port)
+becomes part of the latent state and the posterior *is* the belief. Because q(z2|.) shares p(z2|.), the
+KL term only involves z1. ELBO = log p(images) + w_r log p(rewards) - KL(q(z1) || p(z1)).
+
+The image is the 64x128 side-by-side stack of scene and wrist camera; the encoder's 5 conv layers end
+with a rectangular (4x8) filter so the stack collapses to one feature vector, and the decoder mirrors it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from belief.networks import mlp
+
+
+@dataclass
+class ModelConfig:
+    image_height: int = 64
+    image_width: int = 128  # 128 = two 64x64 cameras side by side; 64 = one camera
+    action_dim: int = 5
+    base_depth: int = 32  # conv filters base, 2x, 4x, 8x, 8x (32...256 as in SLAC/MELD)
+    z1_dim: int = 32
+    z2_dim: int = 256
+    hidden: int = 0  # Gaussian heads' hidden width; 0 = 8 * base_depth (256, as in MELD)
+    decoder_std: float = math.sqrt(0.1)  # fixed image likelihood std (MELD default)
+    reward_weight: float = 8.0  # MELD's elbo_reward_weight
+    reward_repeat: int = 0  # copies of the reward tiled onto the features; 0 = base_depth
+    reward_scale: float = 1.0  # rewards are multiplied by this before entering / being reconstructed
+    kl_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.image_height % 16 or self.image_width % 16:
+            raise ValueError(f"image size must be a multiple of 16 for the 4 strided convs, got "
+                             f"{self.image_height}x{self.image_width}")
+        for name in ("base_depth", "z1_dim", "z2_dim", "action_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def feature_dim(self) -> int:
+        return 8 * self.base_depth
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.hidden or 8 * self.base_depth
+
+    @property
+    def repeat(self) -> int:
+        return self.reward_repeat or self.base_depth
+
+    @property
+    def belief_dim(self) -> int:
+        """Size of the posterior parameters the actor and critic see: (mean, std) of z1 and z2."""
+        return 2 * (self.z1_dim + self.z2_dim)
+
+
+def normalise_image(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-0.5, 0.5]."""
+    return images.float().div(255.0).sub(0.5).movedim(-1, -3)
+
+
+class Encoder(nn.Module):
+    """5 conv layers: 5x5/2, 3x3/2 x3, then a (H/16)x(W/16) 'valid' filter (4x8 for the stacked pair)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        b = cfg.base_depth
+        self.convs = nn.ModuleList([
+            nn.Conv2d(3, b, 5, 2, padding=2),
+            nn.Conv2d(b, 2 * b, 3, 2, padding=1),
+            nn.Conv2d(2 * b, 4 * b, 3, 2, padding=1),
+            nn.Conv2d(4 * b, 8 * b, 3, 2, padding=1),
+            nn.Conv2d(8 * b, 8 * b, (cfg.image_height // 16, cfg.image_width // 16)),
+        ])
+        self.out_dim = 8 * b
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = normalise_image(images)
+        x = x.reshape([-1] + list(x.shape[-3:]))
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+        return x.reshape(list(images.shape[:-3]) + [self.out_dim])
+
+
+class Decoder(nn.Module):
+    """Mirror of the encoder: latent -> (H/16)x(W/16) -> ... -> H x W mean image (normalised units)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        b = cfg.base_depth
+        self.deconvs = nn.ModuleList([
+            nn.ConvTranspose2d(cfg.z1_dim + cfg.z2_dim, 8 * b, (cfg.image_height // 16, cfg.image_width // 16)),
+            nn.ConvTranspose2d(8 * b, 4 * b, 3, 2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(4 * b, 2 * b, 3, 2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(2 * b, b, 3, 2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(b, 3, 5, 2, padding=2, output_padding=1),
+        ])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.reshape(-1, z.shape[-1], 1, 1)
+        for i, deconv in enumerate(self.deconvs):
+            x = deconv(x)
+            if i < len(self.deconvs) - 1:
+                x = F.leaky_relu(x, 0.2)
+        return x.reshape(list(z.shape[:-1]) + list(x.shape[-3:]))
+
+
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian whose mean and std come from a 2-hidden-layer MLP of the concatenated inputs."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int):
+        super().__init__()
+        self.net = mlp(in_dim, [hidden, hidden], 2 * out_dim, activation=_leaky)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = self.net(x).chunk(2, dim=-1)
+        return mean, F.softplus(raw) + 1e-5
+
+
+def gaussian_kl(mu_q, std_q, mu_p, std_p) -> torch.Tensor:
+    """KL(N(mu_q, std_q) || N(mu_p, std_p)) summed over the last dim (analytic, >= 0)."""
+    var_q, var_p = std_q.pow(2), std_p.pow(2)
+    kl = torch.log(std_p / std_q) + (var_q + (mu_q - mu_p).pow(2)) / (2 * var_p) - 0.5
+    return kl.sum(-1)
+
+
+def gaussian_log_prob(x, mu, std) -> torch.Tensor:
+    """log N(x; mu, std) summed over the last dim."""
+    return (-0.5 * ((x - mu) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+class LatentModel(nn.Module):
+    """The MELD/SLAC sequential latent variable model; `filter_step` is the per-step belief update."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        # plain attributes (not the dataclass) so TorchScript can compile the filtering step
+        self.reward_scale, self.repeat = float(cfg.reward_scale), int(cfg.repeat)
+        self.z1_dim, self.z2_dim, self.action_dim = cfg.z1_dim, cfg.z2_dim, cfg.action_dim
+        h, f, a, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.action_dim, cfg.z1_dim, cfg.z2_dim
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.z1_first_posterior = GaussianHead(f, z1, h)          # q(z1_0 | x_0)
+        self.z2_first = GaussianHead(z1, z2, h)                   # p(z2_0 | z1_0) = q(z2_0 | z1_0)
+        self.z1_prior = GaussianHead(z2 + a, z1, h)               # p(z1_t | z2_{t-1}, a_{t-1})
+        self.z1_posterior = GaussianHead(f + z2 + a, z1, h)       # q(z1_t | x_t, z2_{t-1}, a_{t-1})
+        self.z2_transition = GaussianHead(z1 + z2 + a, z2, h)     # p(z2_t | z1_t, z2_{t-1}, a_{t-1}) = q(.)
+        self.reward_decoder = GaussianHead(z1 + z2, 1, h)         # p(r_t | z1_t, z2_t)
+
+    # --- observation features -------------------------------------------------------------------
+    def features(self, images: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """Conv features of the images with the (scaled) input reward tiled on: (..., feature+repeat)."""
+        r = (rewards * self.reward_scale).unsqueeze(-1).expand(list(rewards.shape) + [self.repeat])
+        return torch.cat([self.encoder(images), r], dim=-1)
+
+    # --- one filtering step ---------------------------------------------------------------------
+    def filter_step(self, feat: torch.Tensor, z2_prev: torch.Tensor, a_prev: torch.Tensor,
+                    first: torch.Tensor, noise1: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
+                    noise2: Optional[torch.Tensor] = None):  # noqa: UP045
+        """Posterior at one step. `first` (bool, broadcastable to batch) selects the first-step posterior.
+
+        Returns (mu1, std1, z1, mu2, std2, z2); with noise None the latents are the means (deterministic
+        filtering, used at test time and in the exported module)."""
+        mu1_f, std1_f = self.z1_first_posterior(feat)
+        mu1_n, std1_n = self.z1_posterior(torch.cat([feat, z2_prev, a_prev], -1))
+        if first.dim() > 0:
+            first = first.reshape(-1, 1)
+        mu1, std1 = torch.where(first, mu1_f, mu1_n), torch.where(first, std1_f, std1_n)
+        z1 = mu1 if noise1 is None else mu1 + std1 * noise1
+        mu2_f, std2_f = self.z2_first(z1)
+        mu2_n, std2_n = self.z2_transition(torch.cat([z1, z2_prev, a_prev], -1))
+        mu2, std2 = torch.where(first, mu2_f, mu2_n), torch.where(first, std2_f, std2_n)
+        z2 = mu2 if noise2 is None else mu2 + std2 * noise2
+        return mu1, std1, z1, mu2, std2, z2
+
+    # --- whole sequences --------------------------------------------------------------------------
+    def posterior(self, images: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+                  sample: bool = True) -> dict[str, torch.Tensor]:
+        """Filter a batch of sequences (B, T, ...); actions[:, t] is the action taken at frame t.
+
+        Returns per-step posterior parameters and samples, each (B, T, dim)."""
+        B, T = actions.shape[:2]
+        feats = self.features(images, rewards)
+        z2 = feats.new_zeros(B, self.cfg.z2_dim)
+        a_prev = feats.new_zeros(B, self.cfg.action_dim)
+        out: dict[str, list] = {k: [] for k in ("mu1", "std1", "z1", "mu2", "std2", "z2")}
+        for t in range(T):
+            first = torch.tensor(t == 0, device=feats.device)
+            n1 = torch.randn(B, self.cfg.z1_dim, device=feats.device) if sample else None
+            n2 = torch.randn(B, self.cfg.z2_dim, device=feats.device) if sample else None
+            step = self.filter_step(feats[:, t], z2, a_prev, first, n1, n2)
+            for k, v in zip(out, step, strict=True):
+                out[k].append(v)
+            z2, a_prev = step[5], actions[:, t]
+        return {k: torch.stack(v, 1) for k, v in out.items()}
+
+    @staticmethod
+    def belief(post: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2)."""
+        return torch.cat([post["mu1"], post["std1"], post["mu2"], post["std2"]], -1)
+
+    def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
+             reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None):
+        """Negative ELBO (to minimise) over a batch of sequences, its terms, and the posterior.
+
+        images uint8 (B,T,H,W,3); actions (B,T,A); reward_in / reward_target / reward_mask (B,T)."""
+        post = self.posterior(images, actions, reward_in, sample=True)
+        B, T = actions.shape[:2]
+        # z1 prior at each step from the previous *posterior* sample (as SLAC/MELD).
+        mu1p0 = torch.zeros_like(post["mu1"][:, :1])
+        std1p0 = torch.ones_like(post["std1"][:, :1])
+        mu1p, std1p = self.z1_prior(torch.cat([post["z2"][:, :-1], actions[:, :-1]], -1))
+        mu1p, std1p = torch.cat([mu1p0, mu1p], 1), torch.cat([std1p0, std1p], 1)
+        kl = gaussian_kl(post["mu1"], post["std1"], mu1p, std1p)  # (B, T)
+        z = torch.cat([post["z1"], post["z2"]], -1)
+        recon = self.decoder(z)  # (B, T, 3, H, W)
+        target = normalise_image(images)
+        img_ll = gaussian_log_prob(recon.flatten(-3), target.flatten(-3),
+                                   torch.full_like(recon.flatten(-3), self.cfg.decoder_std))
+        r_mu, r_std = self.reward_decoder(z)
+        r_ll = gaussian_log_prob((reward_target * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
+        mask = torch.ones_like(r_ll) if reward_mask is None else reward_mask.float()
+        r_ll_mean = (r_ll * mask).sum() / mask.sum().clamp_min(1.0)
+        terms = {
+            "kl": kl.mean(),
+            "image_log_lik": img_ll.mean(),
+            "reward_log_lik": r_ll_mean,
+            "image_mse": (recon - target).pow(2).mean(),
+            "reward_mse": (((r_mu.squeeze(-1) - reward_target * self.cfg.reward_scale) ** 2) * mask).sum()
+            / mask.sum().clamp_min(1.0),
+        }
+        loss = -(terms["image_log_lik"] + self.cfg.reward_weight * terms["reward_log_lik"]
+                 - self.cfg.kl_weight * terms["kl"])
+        return loss, terms, post
+
+    def decode_reward(self, mu1, std1, mu2, std2, n_samples: int = 16):
+        """Reconstructed reward under the belief: mean and total variance over latent samples (unscaled)."""
+        eps1 = torch.randn(n_samples, *mu1.shape, device=mu1.device)
+        eps2 = torch.randn(n_samples, *mu2.shape, device=mu2.device)
+        z = torch.cat([mu1 + std1 * eps1, mu2 + std2 * eps2], -1)
+        r_mu, r_std = self.reward_decoder(z)
+        r_mu, r_std = r_mu.squeeze(-1) / self.cfg.reward_scale, r_std.squeeze(-1) / self.cfg.reward_scale
+        mean = r_mu.mean(0)
+        var = r_mu.var(0) + r_std.pow(2).mean(0)
+        return mean, var

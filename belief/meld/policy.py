@@ -1,0 +1,78 @@
+"""The per-step MELD policy: filter one (image, prev_action, reward) into the belief, then act on it.
+
+Explicit state (float32): ``[first_flag, z2]`` -- the only thing the filter carries between steps.
+``first_flag`` is 1 at the start of a trial (first-step posterior q(z1|x_0), p(z2|z1)), then 0. The belief
+is *not* reset at episode boundaries inside a trial: that is how episode 2 knows which port was right.
+`step` is deterministic (posterior means as latents, mean action tanh(mu)); `step_sampled` draws the
+latents and the action, as during data collection. Both run the same code, so training, evaluation and
+the exported module agree.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from belief.meld.model import LatentModel
+from belief.sac import LOG_STD_MAX, LOG_STD_MIN, TanhGaussianActor
+
+
+class MeldPolicy(nn.Module):
+    def __init__(self, model: LatentModel, actor: TanhGaussianActor):
+        super().__init__()
+        self.model = model
+        # only the actor's MLP: TanhGaussianActor.forward is not TorchScript-compatible, and the
+        # deterministic action tanh(mu) is all the exported step needs (checked against act_mean in tests)
+        self.actor_net = actor.net
+        self.log_std_min, self.log_std_max = float(LOG_STD_MIN), float(LOG_STD_MAX)
+        self.z2_dim = model.z2_dim
+        self.z1_dim = model.z1_dim
+        self.state_dim = 1 + model.z2_dim
+
+    @torch.jit.export
+    def initial_state(self) -> torch.Tensor:
+        state = torch.zeros(self.state_dim)
+        state[0] = 1.0
+        return state
+
+    @torch.jit.export
+    def belief(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
+               state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic filter step: (belief (belief_dim,), new state)."""
+        feat = self.model.features(obs.unsqueeze(0), reward.reshape(1))
+        first = state[0:1] > 0.5
+        mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
+            feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, None, None)
+        belief = torch.cat([mu1, std1, mu2, std2], -1)[0]
+        return belief, torch.cat([torch.zeros(1, device=z2.device), z2[0]])
+
+    @torch.jit.export
+    def act(self, belief: torch.Tensor) -> torch.Tensor:
+        """Deterministic action tanh(mu) (same as TanhGaussianActor.act_mean)."""
+        mean, _ = self.actor_net(belief).chunk(2, dim=-1)
+        return torch.tanh(mean)
+
+    @torch.jit.export
+    def step(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
+             state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        belief, new_state = self.belief(obs, prev_action, reward, state)
+        return self.act(belief), new_state
+
+    def forward(self, obs, prev_action, reward, state):
+        return self.step(obs, prev_action, reward, state)
+
+    @torch.no_grad()
+    def step_sampled(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
+                     state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stochastic step for data collection: sampled latents and action. (action, state, belief)."""
+        feat = self.model.features(obs.unsqueeze(0), reward.reshape(1))
+        first = state[0:1] > 0.5
+        n1 = torch.randn(1, self.z1_dim, device=feat.device)
+        n2 = torch.randn(1, self.z2_dim, device=feat.device)
+        mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
+            feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, n1, n2)
+        belief = torch.cat([mu1, std1, mu2, std2], -1)[0]
+        mean, log_std = self.actor_net(belief).chunk(2, dim=-1)
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
+        return action, torch.cat([torch.zeros(1, device=z2.device), z2[0]]), belief

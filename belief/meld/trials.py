@@ -1,0 +1,107 @@
+"""Trials: several episodes on one task with the belief carried across episode boundaries.
+
+The belief state is reset (``initial_state``) only at the start of a trial. After the last step of an
+episode the filter still consumes the final frame (its reward tells whether the port was right); the
+reset frame of the next episode enters with prev_action = 0 and reward = 0, exactly as stored in the
+replay buffer (see `buffers`), so training and acting see the same sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from belief.meld.buffers import Trial
+from belief.meld.policy import MeldPolicy
+
+MODES = ("random", "sample", "mean")
+
+
+@dataclass
+class TrialResult:
+    trial: Trial
+    episode_success: list[bool]
+    episode_return: list[float]  # dense return per episode
+    beliefs: np.ndarray | None = None  # (T, belief_dim) when a policy ran
+    reward_mean: np.ndarray | None = None  # reconstructed reward under the belief, (T,)
+    reward_var: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _rewards(info: dict) -> tuple[float, float]:
+    try:
+        return float(info["dense_reward"]), float(info["sparse_reward"])
+    except KeyError as exc:
+        raise KeyError(f"env info lacks {exc} (see the environment API: dense_reward/sparse_reward)") from None
+
+
+def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "sample",
+              reward_input: str = "dense", rng: np.random.Generator | None = None,
+              seed: int | None = None, decode_reward: bool = False) -> TrialResult:
+    """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
+
+    mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
+    collection), "mean" (deterministic: evaluation, identical to the exported module)."""
+    if mode not in MODES:
+        raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
+    if mode != "random" and policy is None:
+        raise ValueError(f"trial mode {mode!r} needs a policy")
+    rng = rng or np.random.default_rng(seed)
+    horizon = int(env.unwrapped.episode_steps)
+    action_dim = int(np.prod(env.action_space.shape))
+    frames, actions, r_dense, r_sparse, beliefs = [], [], [], [], []
+    successes, returns = [], []
+    device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
+    state = policy.initial_state().to(device) if policy is not None else None
+    for e in range(episodes):
+        obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task})
+        prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0
+        success, ret, done = False, 0.0, False
+        for k in range(horizon + 1):
+            frames.append(np.asarray(obs, np.uint8))
+            r_dense.append(rew_d)
+            r_sparse.append(rew_s)
+            action = np.zeros(action_dim, np.float32)
+            if policy is not None:
+                r_in = rew_d if reward_input == "dense" else rew_s
+                with torch.no_grad():
+                    args = (torch.as_tensor(frames[-1], device=device), torch.as_tensor(prev_a, device=device),
+                            torch.tensor([r_in], dtype=torch.float32, device=device), state)
+                    if mode == "sample":
+                        a_t, state, belief = policy.step_sampled(*args)
+                    else:
+                        belief, state = policy.belief(*args)
+                        a_t = policy.act(belief)
+                beliefs.append(belief.cpu().numpy())
+                if mode != "random":
+                    action = a_t.cpu().numpy().astype(np.float32)
+            if mode == "random":
+                action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            if k == horizon:  # the frame after the last action: filtered, not acted on
+                actions.append(np.zeros(action_dim, np.float32))
+                break
+            actions.append(action)
+            if not done:
+                obs, _, terminated, truncated, info = env.step(action)
+                rew_d, rew_s = _rewards(info)
+                success = success or bool(info.get("success", False))
+                done = bool(terminated)  # an early end holds the last frame and reward until the horizon
+            ret += rew_d
+            prev_a = action
+        successes.append(success)
+        returns.append(ret)
+    trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
+                  np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""))
+    result = TrialResult(trial, successes, returns)
+    if beliefs:
+        result.beliefs = np.stack(beliefs)
+        if decode_reward:
+            with torch.no_grad():
+                b = torch.as_tensor(result.beliefs, device=device)
+                z1, z2 = policy.z1_dim, policy.z2_dim
+                mean, var = policy.model.decode_reward(b[:, :z1], b[:, z1:2 * z1], b[:, 2 * z1:2 * z1 + z2],
+                                                       b[:, 2 * z1 + z2:])
+            result.reward_mean, result.reward_var = mean.cpu().numpy(), var.cpu().numpy()
+    return result
