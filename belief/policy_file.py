@@ -113,7 +113,7 @@ def save_policy(module, meta: PolicyMetadata, path: str | os.PathLike) -> Path:
     tmp = _atomic_target(path)
     try:
         if path.suffix == ".ts":
-            scripted = torch.jit.script(module)
+            scripted = torch.jit.script(_ScriptableStep(module))
             torch.jit.save(scripted, str(tmp), _extra_files={META_FILE: meta.to_json()})
         elif path.suffix == ".pt2":
             init = module.initial_state().detach().cpu().numpy().astype(np.float32)
@@ -135,6 +135,34 @@ def save_policy(module, meta: PolicyMetadata, path: str | os.PathLike) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _scriptable_step_class():
+    import torch
+
+    class ScriptableStep(torch.nn.Module):
+        """Wraps a model so TorchScript compiles its `step` and `initial_state` (and forward = step)."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, obs, prev_action, reward, state):
+            return self.inner.step(obs, prev_action, reward, state)
+
+        @torch.jit.export
+        def step(self, obs, prev_action, reward, state):
+            return self.inner.step(obs, prev_action, reward, state)
+
+        @torch.jit.export
+        def initial_state(self):
+            return self.inner.initial_state()
+
+    return ScriptableStep
+
+
+def _ScriptableStep(module):
+    return _scriptable_step_class()(module)
 
 
 class LoadedPolicy:

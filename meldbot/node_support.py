@@ -37,8 +37,9 @@ def declare_config(node, config_cls: type[C], prefix: str = "") -> C:
         if isinstance(default, (list, tuple)):
             hint = str(hints.get(f.name, ""))
             if len(default):
-                ptype = Parameter.Type.from_parameter_value(list(default))
-            elif "float" in hint:
+                values[f.name] = list(node.declare_parameter(name, list(default)).value)
+                continue
+            if "float" in hint:
                 ptype = Parameter.Type.DOUBLE_ARRAY
             elif "int" in hint:
                 ptype = Parameter.Type.INTEGER_ARRAY

@@ -120,7 +120,10 @@ ALL_SERVICES: tuple[Service, ...] = tuple(v for v in dict(globals()).values() if
 def topic_by_name(name: str) -> Topic:
     """Look a topic up by its contract name (leading slash and namespace ignored for relative ones)."""
     for t in ALL_TOPICS:
-        if t.name == name or (not t.name.startswith("/") and name.rstrip("/").endswith("/" + t.name)):
+        if t.name == name:
+            return t
+    for t in ALL_TOPICS:  # a relative topic given with its namespace, e.g. "/arm/joint_states"
+        if not t.name.startswith("/") and name.endswith("/" + t.name):
             return t
     raise KeyError(f"'{name}' is not a topic of the meldbot contract (meldbot/topics.py)")
 

@@ -90,7 +90,8 @@ class NodeProcess:
         return self.popen.poll()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait(self, timeout: float = 120.0) -> int:
