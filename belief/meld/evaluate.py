@@ -1,0 +1,176 @@
+"""Meta-test evaluation of MELD on held-out tasks, and its plots.
+
+* success (and dense return) per episode index of a trial: episode 1 vs episode 2 is the adaptation;
+* the reconstructed reward's mean and variance over a trial (decoded from samples of the belief): the
+  paper's picture of the belief collapsing once the right port has been found.
+
+`python -m belief.meld.evaluate RUN_DIR/checkpoint.pt [--trials 3]` writes eval_table.json/.md and
+belief_trial.png next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from belief.meld.trials import run_trial
+
+
+def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
+                    seed: int = 0, decode_reward: bool = False) -> dict:
+    """Deterministic trials on `tasks`: success rate and mean dense return per episode index."""
+    succ, rets, traces = [], [], []
+    for i, task in enumerate(tasks):
+        for j in range(trials_per_task):
+            res = run_trial(env, task, policy, episodes, "mean", reward_input,
+                            seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward)
+            succ.append(res.episode_success)
+            rets.append(res.episode_return)
+            traces.append(res)
+    succ_arr, ret_arr = np.asarray(succ, float), np.asarray(rets, float)
+    return {"success_per_episode": succ_arr.mean(0).tolist(), "return_per_episode": ret_arr.mean(0).tolist(),
+            "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
+
+
+def plot_belief_trial(result, horizon: int, path: Path, title: str = "") -> Path:
+    """Reconstructed reward mean +- std and variance over one trial, with the true rewards."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(result.reward_mean))
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    std = np.sqrt(result.reward_var)
+    ax1.plot(t, result.trial.reward_dense, "k.", ms=3, label="shaped reward (true)")
+    ax1.plot(t, result.trial.reward_sparse, "g.", ms=3, label="sparse reward (true)")
+    ax1.plot(t, result.reward_mean, "b-", label="reconstructed reward mean")
+    ax1.fill_between(t, result.reward_mean - std, result.reward_mean + std, color="b", alpha=0.2)
+    ax2.semilogy(t, result.reward_var, "r-")
+    ax2.set_ylabel("reconstructed reward variance")
+    ax2.set_xlabel("frame in trial")
+    for ax in (ax1, ax2):
+        for e in range(1, len(result.episode_success)):
+            ax.axvline(e * (horizon + 1) - 0.5, color="gray", ls="--")
+    ax1.legend(fontsize=7, loc="lower right")
+    ax1.set_title(title or f"belief over a trial; success per episode {result.episode_success}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    import csv
+
+    if not path.is_file():
+        return {}
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for key in rows[0] if rows else []:
+        try:
+            out[key] = np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+        except ValueError:
+            continue
+    return out
+
+
+def plot_run(run_dir: str | Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    tr, ev = _read_csv(run_dir / "train.csv"), _read_csv(run_dir / "eval.csv")
+    if not tr and not ev:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    if "model_loss" in tr:
+        axes[0].plot(tr["grad_steps"], tr["model_loss"], lw=0.8)
+        axes[0].set_yscale("symlog")
+        axes[0].set_title("negative ELBO")
+        axes[0].set_xlabel("gradient steps")
+    if "q_mean" in tr:
+        axes[1].plot(tr["grad_steps"], tr["q_mean"], lw=0.8, label="Q mean")
+        axes[1].plot(tr["grad_steps"], tr.get("reward_mse", tr["q_mean"] * np.nan), lw=0.8, label="reward mse")
+        axes[1].legend(fontsize=7)
+        axes[1].set_xlabel("gradient steps")
+    for k in sorted(k for k in ev if k.startswith("success_ep")):
+        axes[2].plot(ev["env_steps"], ev[k], "o-", label=f"held-out success, episode {k[len('success_ep'):]}")
+    axes[2].set_ylim(-0.05, 1.05)
+    axes[2].set_xlabel("environment steps")
+    axes[2].legend(fontsize=7)
+    fig.suptitle(f"MELD {run_dir.name}")
+    fig.tight_layout()
+    path = run_dir / "training.png"
+    tmp = run_dir / ".training.part.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None):
+    """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty)."""
+    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.train import Trainer, TrainConfig
+
+    state = load_checkpoint(checkpoint)
+    if state.get("algo") != "meld":
+        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+    cfg_dict = dict(state["config"])
+    cfg_dict["device"] = device
+    cfg = TrainConfig(**cfg_dict)
+    trainer = Trainer(cfg, Path(checkpoint).parent, env, task_set)
+    trainer.agent.load_state_dict(state["agent"], weights_only=True)
+    return trainer, state
+
+
+def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
+                        out_dir: str | Path | None = None, env=None, task_set=None) -> dict:
+    trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
+    out = Path(out_dir or Path(checkpoint).parent)
+    tasks = list(trainer.tasks.test[: n_tasks or None])
+    res = evaluate_policy(trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task,
+                          trainer.cfg.agent.reward_input, seed=20_000, decode_reward=True)
+    table = {k: v for k, v in res.items() if k != "trials"}
+    table["env_steps"] = state["counters"]["env_steps"]
+    table["checkpoint"] = str(checkpoint)
+    from belief.checkpoint import atomic_write_text
+
+    atomic_write_text(json.dumps(table, indent=2), out / "eval_table.json")
+    lines = ["| episode | success (held-out) | shaped return |", "|---|---|---|"]
+    for i, (s, r) in enumerate(zip(res["success_per_episode"], res["return_per_episode"], strict=True)):
+        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} |")
+    atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
+    # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
+    trials = res["trials"]
+    pick = next((t for t in trials if not t.episode_success[0] and t.episode_success[-1]), None) or \
+        next((t for t in trials if t.episode_success[-1]), trials[0])
+    plot_belief_trial(pick, trainer.horizon, out / "belief_trial.png",
+                      f"{pick.trial.task_id}: success per episode {pick.episode_success}")
+    print("\n".join(lines))
+    return table
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m belief.meld.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--trials", type=int, default=1, help="trials per held-out task")
+    p.add_argument("--tasks", type=int, default=0, help="number of held-out tasks (0 = all)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    evaluate_checkpoint(args.checkpoint, args.trials, args.tasks, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

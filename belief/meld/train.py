@@ -1,0 +1,359 @@
+"""MELD meta-training: random data, model pre-training, then alternating collection and training.
+
+    1. for every training task: `init_trials_per_task` trials with uniform random actions
+    2. `pretrain_steps` ELBO steps on that data (the model only)
+    3. repeat: collect `trials_per_iter` trials (sampled latents and actions) on random training tasks,
+       then `train_steps_per_iter` gradient steps (model ELBO + SAC on the detached belief)
+       every `eval_every` iterations: deterministic 2-episode trials on held-out tasks
+
+Variants, same code:
+  * sparse-reward procedure (MELD section 4.3): `agent.reward_input: sparse` (the model sees the sparse
+    reward, reconstructs the shaped one) and `warm_start: RUN_DIR` of a shaped-reward run, whose replay
+    buffers seed this agent instead of random data;
+  * SLAC-style single-task baseline: `single_task: true` (all data from one training task).
+
+Everything needed to continue (agent, optimisers, buffers, RNG states, counters) is checkpointed
+atomically every `checkpoint_every` iterations and on Ctrl-C; `--resume` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from belief.checkpoint import atomic_save, atomic_write_text
+from belief.checkpoint import load as load_checkpoint
+from belief.meld.agent import AgentConfig, MeldAgent
+from belief.meld.buffers import TaskBuffers
+from belief.meld.policy import MeldPolicy
+from belief.meld.trials import run_trial
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    env: str = "widowx_cable"
+    env_kwargs: dict = field(default_factory=dict)
+    seed: int = 0
+    device: str = "cpu"
+    torch_threads: int = 0  # 0: torch default
+    episodes: int = 2  # episodes per trial
+    n_train_tasks: int = 0  # 0: the family's default split
+    n_test_tasks: int = 0
+    single_task: bool = False  # SLAC-style baseline: one training task only
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    capacity_per_task: int = 100  # trials
+    init_trials_per_task: int = 2
+    pretrain_steps: int = 500
+    iterations: int = 1000
+    trials_per_iter: int = 1
+    train_steps_per_iter: int = 20
+    batch_trials: int = 8
+    max_env_steps: int = 80_000
+    time_budget_min: float = 0.0  # stop (and checkpoint) after this much wall time; 0 = none
+    eval_every: int = 25
+    eval_tasks: int = 0  # held-out tasks per evaluation; 0 = all
+    eval_trials_per_task: int = 1
+    checkpoint_every: int = 10
+    warm_start: str = ""  # run dir of a trained (shaped) agent: its buffers seed this one
+
+    def __post_init__(self):
+        if isinstance(self.agent, dict):
+            self.agent = AgentConfig(**self.agent)
+        if self.episodes < 1:
+            raise ValueError(f"TrainConfig.episodes must be >= 1, got {self.episodes}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} requested but CUDA is not available")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown MELD config keys {sorted(unknown)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --- environment ------------------------------------------------------------------------------------
+def make_env(name: str, **kwargs):
+    """Gymnasium env from a short name (widowx_cable) or an id, with image observations."""
+    import gymnasium as gym
+
+    import sim
+
+    env_id = name if "/" in name else None
+    if env_id is None:
+        for module in ("sim.mujoco.registration", "sim.pymunk2d.registration"):
+            try:
+                names = __import__(module, fromlist=["SHORT_NAMES"]).SHORT_NAMES
+            except (ImportError, AttributeError):
+                continue
+            env_id = names.get(name, env_id)
+        if env_id is None:
+            raise ValueError(f"unknown environment {name!r} (no SHORT_NAMES entry in sim registrations)")
+    del sim
+    return gym.make(env_id, image_obs=True, **kwargs)
+
+
+def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0):
+    import importlib
+
+    import sim
+
+    sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v}
+    if hasattr(sim, "make_task_set"):
+        return sim.make_task_set(name, seed=seed, **sizes)
+    for module in ("sim.mujoco.registration", "sim.pymunk2d.registration"):
+        try:
+            table = importlib.import_module(module).TASK_SETS
+        except (ImportError, AttributeError):
+            continue
+        if name in table:
+            mod, fn = table[name].split(":")
+            return getattr(importlib.import_module(mod), fn)(seed=seed, **sizes)
+    raise ValueError(f"no task set for environment {name!r}")
+
+
+def env_metadata(env, name: str, episodes: int) -> dict:
+    """What export needs to know about the env (saved in the checkpoint)."""
+    u = env.unwrapped
+    adim = int(np.prod(env.action_space.shape))
+    return {"env": name, "episodes": episodes, "horizon": int(u.episode_steps),
+            "obs_shape": list(env.observation_space.shape), "action_dim": adim,
+            "joint_names": list(getattr(u, "joint_names", [f"joint{i}" for i in range(adim)]))[:adim],
+            "action_scale": [float(s) for s in np.broadcast_to(getattr(u, "action_scale", 1.0), (adim,))],
+            "control_rate_hz": float(getattr(u, "control_rate_hz", 3.3))}
+
+
+# --- logging ----------------------------------------------------------------------------------------
+class CsvLog:
+    """Append-only CSV whose columns are fixed by the first row (later keys are dropped, not lost rows)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.is_file():
+            with path.open() as fh:
+                self.fields = next(csv.reader(fh), None)
+
+    def write(self, row: dict) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with self.path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+
+# --- the trainer ------------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, env=None, task_set=None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env = env if env is not None else make_env(cfg.env, **cfg.env_kwargs)
+        self.tasks = task_set if task_set is not None else make_task_set(
+            cfg.env, cfg.seed, cfg.n_train_tasks, cfg.n_test_tasks)
+        self.train_tasks = list(self.tasks.train[:1] if cfg.single_task else self.tasks.train)
+        self.meta = env_metadata(self.env, cfg.env, cfg.episodes)
+        self.horizon = self.meta["horizon"]
+        cfg.agent.model.action_dim = self.meta["action_dim"]
+        h, w = self.meta["obs_shape"][:2]
+        cfg.agent.model.image_height, cfg.agent.model.image_width = h, w
+        self.agent = MeldAgent(cfg.agent, cfg.episodes, self.horizon, cfg.device)
+        self.policy = MeldPolicy(self.agent.model, self.agent.sac.actor)
+        self.buffers = TaskBuffers(cfg.capacity_per_task, cfg.episodes * (self.horizon + 1),
+                                   tuple(self.meta["obs_shape"]), self.meta["action_dim"])
+        self.iteration = 0
+        self.env_steps = 0
+        self.grad_steps = 0
+        self.trials_run = 0
+        self.pretrained = False
+        self.log = CsvLog(self.run_dir / "train.csv")
+        self.eval_log = CsvLog(self.run_dir / "eval.csv")
+
+    # --- checkpoint ----------------------------------------------------------------------------
+    def save(self) -> Path:
+        state = {"algo": "meld", "config": self.cfg.to_dict(), "env_meta": self.meta,
+                 "agent": self.agent.state_dict(), "buffers": self.buffers.state_dict(),
+                 "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
+                              "grad_steps": self.grad_steps, "trials_run": self.trials_run,
+                              "pretrained": self.pretrained},
+                 "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
+        return atomic_save(state, self.run_dir / CHECKPOINT)
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.agent.load_state_dict(state["agent"])
+        self.buffers.load_state_dict(state["buffers"])
+        for k, v in state["counters"].items():
+            setattr(self, k, v)
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def _trial_seed(self) -> int:
+        self.trials_run += 1
+        return self.cfg.seed * 1_000_003 + self.trials_run * 101
+
+    def collect(self, task, mode: str) -> None:
+        result = run_trial(self.env, task, self.policy, self.cfg.episodes, mode,
+                           self.cfg.agent.reward_input, self.rng, seed=self._trial_seed())
+        self.buffers.add(task.task_id, result.trial)
+        self.env_steps += self.cfg.episodes * self.horizon
+        return result
+
+    def train_steps(self, n: int, actor_critic: bool = True) -> dict:
+        sums: dict[str, float] = {}
+        tasks = [t.task_id for t in self.train_tasks]
+        for _ in range(n):
+            batch = self.buffers.sample(self.cfg.batch_trials, self.rng, tasks)
+            stats = self.agent.train_step(batch, train_actor_critic=actor_critic)
+            self.grad_steps += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def evaluate(self) -> dict:
+        from belief.meld.evaluate import evaluate_policy
+
+        tasks = list(self.tasks.test[: self.cfg.eval_tasks or None])
+        return evaluate_policy(self.env, self.policy, tasks, self.cfg.episodes, self.cfg.eval_trials_per_task,
+                               self.cfg.agent.reward_input, seed=10_000 + self.cfg.seed)
+
+    def warm_start(self) -> None:
+        """MELD's sparse-reward procedure: start from the shaped agent's replay data (and its weights)."""
+        src = Path(self.cfg.warm_start) / CHECKPOINT
+        state = load_checkpoint(src)
+        self.buffers.load_state_dict(state["buffers"])
+        print(f"warm start: {self.buffers.num_trials} trials from {src}", flush=True)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        ckpt = self.run_dir / CHECKPOINT
+        if resume and ckpt.is_file():
+            self.restore(ckpt)
+            print(f"resumed from {ckpt} at iteration {self.iteration}, {self.env_steps} env steps", flush=True)
+        else:
+            atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), self.run_dir / "config.yaml")
+        t0 = time.monotonic()
+        last_eval: dict = {}
+        try:
+            if not self.pretrained:
+                if cfg.warm_start:
+                    self.warm_start()
+                else:
+                    for task in tqdm(self.train_tasks, desc="random trials", leave=False):
+                        for _ in range(cfg.init_trials_per_task):
+                            self.collect(task, "random")
+                for i in tqdm(range(cfg.pretrain_steps), desc="model pre-training", leave=False):
+                    stats = self.train_steps(1, actor_critic=False)
+                    if i % 50 == 0:
+                        self.log.write({"phase": "pretrain", "iteration": 0, "env_steps": self.env_steps,
+                                        "grad_steps": self.grad_steps, **stats})
+                self.pretrained = True
+                self.save()
+            bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="meld", dynamic_ncols=True)
+            while self.iteration < cfg.iterations and self.env_steps < cfg.max_env_steps:
+                if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
+                    print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
+                    break
+                succ = []
+                for _ in range(cfg.trials_per_iter):
+                    task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
+                    succ.append(self.collect(task, "sample").episode_success)
+                stats = self.train_steps(cfg.train_steps_per_iter)
+                self.iteration += 1
+                row = {"phase": "train", "iteration": self.iteration, "env_steps": self.env_steps,
+                       "grad_steps": self.grad_steps, "wall_s": round(time.monotonic() - t0, 1),
+                       "train_success_ep1": float(np.mean([s[0] for s in succ])),
+                       "train_success_last": float(np.mean([s[-1] for s in succ])), **stats}
+                self.log.write(row)
+                bar.update(1)
+                bar.set_postfix(steps=self.env_steps, loss=f"{stats.get('model_loss', 0):.0f}",
+                                q=f"{stats.get('q_mean', 0):.2f}")
+                if cfg.eval_every and self.iteration % cfg.eval_every == 0:
+                    last_eval = self._eval_and_log()
+                if self.iteration % cfg.checkpoint_every == 0:
+                    self.save()
+            bar.close()
+        except KeyboardInterrupt:
+            print("interrupted: saving checkpoint", flush=True)
+            self.save()
+            raise
+        self.save()
+        if cfg.eval_every and (not last_eval or last_eval.get("iteration") != self.iteration):
+            last_eval = self._eval_and_log()
+        from belief.meld.evaluate import plot_run
+
+        plot_run(self.run_dir)
+        return last_eval
+
+    def _eval_and_log(self) -> dict:
+        res = self.evaluate()
+        row = {"iteration": self.iteration, "env_steps": self.env_steps, "grad_steps": self.grad_steps,
+               **{f"success_ep{i + 1}": s for i, s in enumerate(res["success_per_episode"])},
+               **{f"return_ep{i + 1}": r for i, r in enumerate(res["return_per_episode"])}}
+        self.eval_log.write(row)
+        print("eval @%d (%d env steps): success per episode %s" % (
+            self.iteration, self.env_steps, [round(s, 2) for s in res["success_per_episode"]]), flush=True)
+        return row
+
+
+def train(cfg: TrainConfig, run_dir, resume: bool = False, env=None, task_set=None) -> dict:
+    return Trainer(cfg, run_dir, env, task_set).run(resume)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="config/train_meld.yaml", help="YAML TrainConfig")
+    p.add_argument("--env", default=None, help="environment short name (overrides the config)")
+    p.add_argument("--run-dir", default=None, help="output folder (default runs/meld/<config name>)")
+    p.add_argument("--device", default=None, help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+
+
+def run_from_args(args) -> int:
+    cfg = TrainConfig.from_yaml(args.config, env=args.env, device=args.device, seed=args.seed)
+    run_dir = args.run_dir or f"runs/meld/{Path(args.config).stem}"
+    train(cfg, run_dir, resume=args.resume)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m belief.meld.train", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
