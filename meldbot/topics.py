@@ -104,6 +104,8 @@ RIG_HOME = Service("/reset_rig/home", "std_srvs/srv/Trigger")
 RIG_STOP = Service("/reset_rig/stop", "std_srvs/srv/Trigger")
 RIG_GOTO_TASK = Service("/reset_rig/goto_task", "std_srvs/srv/Trigger",
                         "move to the task last published on /task/request; returns when there")
+RIG_PROBE = Topic("/reset_rig/probe", "std_msgs/msg/Bool", QosKind.STATE,
+                  "GRBL probe input (Pn:P) of the rig: a contact in the router port, for the success sensor")
 
 # --- Policy server (absolute) ----------------------------------------------------------------------
 POLICY_ENABLE = Service("/policy/enable", "std_srvs/srv/SetBool",
