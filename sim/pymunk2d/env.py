@@ -159,7 +159,7 @@ class Planar2DEnv(gym.Env):
     def _info(self, ee, reset: bool = False) -> dict:
         success = bool(self.fixture.success(ee))
         return {"sparse_reward": 1.0 if success else 0.0, "dense_reward": float(self.fixture.dense_reward(ee)),
-                "success": success, "task": self.task.descriptor, "task_id": self.task.task_id,
+                "success": success, "task": self.task.descriptor.copy(), "task_id": self.task.task_id,
                 "family": self.task.family}
 
     # --- privileged access -------------------------------------------------------------------------
