@@ -68,3 +68,18 @@ def full_definition(type_name: str) -> str:
     for dep in order:
         parts.append(f"{SEPARATOR}\nMSG: {dep.replace('/msg/', '/')}\n{msg_text(dep).rstrip()}")
     return "\n".join(parts) + "\n"
+
+
+def recorded_topic_counts(path) -> dict[str, int]:
+    """{topic: message count} of an MCAP file, from its summary (or a full scan if it has none)."""
+    from mcap.reader import make_reader
+
+    with open(path, "rb") as fh:
+        reader = make_reader(fh)
+        summary = reader.get_summary()
+        if summary is not None and summary.statistics is not None:
+            return {summary.channels[cid].topic: n for cid, n in summary.statistics.channel_message_counts.items()}
+        counts: dict[str, int] = {}
+        for _schema, channel, _message in reader.iter_messages():
+            counts[channel.topic] = counts.get(channel.topic, 0) + 1
+        return counts

@@ -31,7 +31,8 @@ def split_target(target: list[str]) -> tuple[Path, dict[str, str]]:
     """(launch file, {name: value}) from `[PACKAGE] FILE name:=value ...` (as ros2 launch reads them)."""
     from meldbot import executables
 
-    if len(target) >= 2 and ":=" not in target[1] and ":=" not in target[0]:
+    # as ros2 launch: an existing file first means path form; otherwise PACKAGE FILE
+    if not Path(target[0]).is_file() and len(target) >= 2 and ":=" not in target[0]:
         package, name, rest = target[0], target[1], target[2:]
         try:
             share = executables.package_share(package)

@@ -339,7 +339,26 @@ class DynamixelBusEmulator:
 
     # --- state access for tests ------------------------------------------------------------------------
     def servo(self, servo_id: int) -> EmulatedServo:
+        """The servo, after every byte already written to the bus has been processed."""
+        self.drain()
         return self.servos[servo_id]
+
+    def drain(self, timeout: float = 5.0):
+        """Wait until the emulator has consumed and handled everything written so far.
+
+        The thread reads and handles under `lock`, so once the lock is free and the pty has no
+        pending input, every packet the driver sent before this call has been applied.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                try:
+                    pending, _, _ = select.select([self._master], [], [], 0)
+                except (OSError, ValueError):
+                    return
+                if not pending:
+                    return
+            time.sleep(0.0005)
 
     def update(self):
         with self.lock:
@@ -368,11 +387,11 @@ class DynamixelBusEmulator:
                 return
             now = time.monotonic()
             if ready:
-                try:
-                    chunk = os.read(self._master, 4096)
-                except OSError:
-                    return
                 with self.lock:
+                    try:
+                        chunk = os.read(self._master, 4096)
+                    except OSError:
+                        return
                     self._buffer.extend(chunk)
                     self._process_buffer()
             if now - last_physics >= self.physics_period:

@@ -1,0 +1,116 @@
+"""Policy server: refuses mismatching models, keeps/resets belief, commands zero on stale or NaN."""
+
+import numpy as np
+import pytest
+
+from belief.policy_file import LoadedPolicy
+from meldbot import topics
+from policy_server.core import PolicyRunner, PolicyServerConfig, PolicySpecError, check_spec
+from tests.foundation.policies import counting_metadata, export_counting_policy
+
+
+@pytest.fixture
+def policy_ts(tmp_path):
+    return LoadedPolicy(export_counting_policy(tmp_path / "p.ts"))
+
+
+def test_spec_check_names_each_mismatch():
+    config = PolicyServerConfig(joint_names=["waist", "shoulder", "elbow"], control_rate_hz=10.0)
+    with pytest.raises(PolicySpecError) as err:
+        check_spec(counting_metadata(obs_topic="camera/depth", rate=5.0), config)
+    text = str(err.value)
+    assert "camera/depth" in text and "not a topic of the contract" in text
+    assert "['shoulder', 'elbow', 'wrist']" in text and "waist" in text
+    assert "5.0 Hz" in text and "10.0 Hz" in text
+
+
+def test_image_topic_requires_uint8_rgb():
+    with pytest.raises(PolicySpecError, match="uint8 HxWx3"):
+        check_spec(counting_metadata(obs_topic="camera_pair/image_raw", shape=(64, 128), dtype="uint8"),
+                   PolicyServerConfig())
+
+
+def test_belief_carries_across_ticks_and_resets(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=True))
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=0.0)
+    for t in range(3):
+        result = runner.tick(now_s=0.1 * t)
+        assert result.status == "ok"
+        np.testing.assert_allclose(result.command, [1.0, 1.0, 1.0])  # 0.5 * scale 2.0
+    assert runner.state[0] == 3.0  # three steps remembered (episode boundaries do not reset it)
+    runner.reset_belief()
+    assert runner.state[0] == 0.0
+
+
+def test_stale_and_missing_observation_command_zero(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=True, stale_after_s=0.5))
+    assert runner.tick(now_s=0.0).status == "no_observation"
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=10.0)
+    assert runner.tick(now_s=10.2).status == "ok"
+    stale = runner.tick(now_s=11.0)
+    assert stale.status == "stale" and not stale.command.any()
+
+
+def test_nonfinite_model_output_commands_zero_and_keeps_belief(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=True))
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=0.0)
+    runner.tick(now_s=0.0)
+    runner.reward = 99.0  # the test policy returns NaN for this reward
+    result = runner.tick(now_s=0.1)
+    assert result.status == "nonfinite" and not result.command.any()
+    assert runner.state[0] == 1.0  # the poisoned step did not touch the belief
+
+
+def test_wrong_observation_shape_commands_zero(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=True))
+    runner.observe(np.ones(7, dtype=np.float32), arrival_s=0.0)
+    result = runner.tick(now_s=0.0)
+    assert result.status == "bad_observation" and "[7]" in result.detail
+
+
+def test_disabled_server_commands_nothing(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=False))
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=0.0)
+    assert runner.tick(0.0).status == "disabled"
+
+
+@pytest.mark.ros
+def test_node_refuses_mismatching_model_with_clear_error(ros_graph, tmp_path):
+    model = export_counting_policy(tmp_path / "p.ts", joints=["a", "b", "c"])
+    proc = ros_graph.start_node("policy_server", namespace="arm", params={"model_path": str(model)})
+    assert proc.wait(60) == 2
+    out = proc.output()
+    assert "refusing model" in out and "['a', 'b', 'c']" in out and "Traceback" not in out
+
+
+@pytest.mark.ros
+def test_node_refuses_missing_model_file(ros_graph, tmp_path):
+    proc = ros_graph.start_node("policy_server", namespace="arm", params={"model_path": str(tmp_path / "none.ts")})
+    assert proc.wait(60) == 2
+    assert "policy file not found" in proc.output()
+
+
+@pytest.mark.ros
+def test_node_steps_when_enabled_and_zeroes_when_input_goes_stale(ros_graph, tmp_path):
+    import time
+
+    from std_srvs.srv import SetBool
+
+    model = export_counting_policy(tmp_path / "p.pt2")  # the torch.export container
+    ros_graph.start_node("policy_server", namespace="arm", params={"model_path": str(model), "stale_after_s": 0.5})
+    commands = ros_graph.subscribe(topics.JOINT_VELOCITY_COMMANDS, namespace="arm")
+    obs_pub = ros_graph.publisher(topics.STATE_OBSERVATION, namespace="arm")
+    ros_graph.call(topics.POLICY_ENABLE, SetBool.Request(data=True))
+    # Feed observations until we see real (non-zero) commands.
+    deadline = time.monotonic() + 60
+    while not any(np.any(m.data) for m in commands.messages):
+        obs_pub.publish(topics.float_array_msg([0.1, 0.2, 0.3, 0.4]))
+        time.sleep(0.05)
+        assert time.monotonic() < deadline, "policy never commanded motion"
+    moving = [m for m in commands.messages if np.any(m.data)][0]
+    np.testing.assert_allclose(moving.data, [1.0, 1.0, 1.0])
+    # Stop the camera: the next commands must be zero.
+    n = len(commands.messages)
+    zeros = commands.wait(count=1, timeout=60, predicate=lambda m: commands.messages.index(m) >= n and not any(m.data))
+    assert zeros
+    ros_graph.call(topics.POLICY_ENABLE, SetBool.Request(data=False))
