@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.tasks import Task
-from sim.pymunk2d.vector import resolve_env_id
+from sim.viewer import resolve_env_id
 
 FORMAT = "meldbot-demos"
 VERSION = 1

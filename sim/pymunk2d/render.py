@@ -25,9 +25,9 @@ _ONE = 1 << _SHIFT
 class View:
     """The world rectangle the camera sees (square, metres); image y points down."""
 
-    x0: float = -0.10
-    y0: float = -0.55
-    extent: float = 1.10
+    x0: float = -0.05
+    y0: float = -0.42
+    extent: float = 1.0
 
     def to_px(self, points, size: int) -> np.ndarray:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)

@@ -14,25 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.tasks import Task
-
-
-def resolve_env_id(name: str) -> str:
-    """A Gymnasium id from a short name (peg2d, widowx_cable...) or an id."""
-    import importlib
-
-    import sim  # noqa: F401  (registers every available id)
-
-    if name in gym.registry:
-        return name
-    for module in ("sim.pymunk2d.registration", "sim.mujoco.registration"):
-        try:
-            short = importlib.import_module(module).SHORT_NAMES
-        except ImportError:
-            continue
-        if name in short:
-            return short[name]
-    known = sorted(k for k in gym.registry if k.startswith("meldbot/"))
-    raise LookupError(f"unknown environment {name!r} (known: {', '.join(known)} or their short names)")
+from sim.viewer import resolve_env_id  # noqa: F401  (re-exported)
 
 
 class VectorTaskEnv:
