@@ -1,0 +1,191 @@
+"""WidowX 250 Ethernet-cable insertion: a router with RJ45 ports on a two-axis rig (rail, rotation).
+
+A task is a rig pose (rail within +-1 cm, rotation within +-8 deg: 2 cm and 16 deg of travel) and the
+index of the one correct port. The plug sits in a holder clamped between the (closed) fingers, its
+cable is a chain of capsules that drags on the table. The ports face up and all look the same; the
+plug enters any of them when aligned within the clearance, but the latch clicks (success) only when
+it is seated deep enough, square and the right way round, in the correct port.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.mujoco.mjcf import fmt, slab_with_holes
+from sim.mujoco.robots import WIDOWX, widowx_xml
+from sim.mujoco.scene import RigSpec, finger_actuators, scene_xml, velocity_actuators
+from sim.tasks import Task, TaskSet
+
+if TYPE_CHECKING:
+    from sim.mujoco.core import ArmSim
+
+# RJ45 (TIA-568 plug ~11.7 mm wide, 8 mm thick incl. body), jack clearance 0.5 mm a side
+PLUG_W, PLUG_T, PLUG_L = 0.0117, 0.0080, 0.021
+CLEARANCE = 0.0005
+PORT_W, PORT_T = PLUG_W + 2 * CLEARANCE, PLUG_T + 2 * CLEARANCE
+PORT_DEPTH = 0.018  # cavity depth below the router's top face
+LATCH_DEPTH = 0.013  # plug tip depth at which the latch tab clicks behind the jack's shoulder
+SEAT_DEPTH = 0.016  # where a seated plug's tip ends up (goal of the shaped reward)
+N_PORTS, PORT_PITCH = 4, 0.018
+ALIGN_TOL = np.radians(6.0)  # yaw / tilt beyond which the latch tab cannot engage
+RAIL_RANGE, ROT_RANGE = 0.01, np.radians(8.0)  # task sampling: +-1 cm, +-8 deg
+
+ROUTER_BASE = (0.30, 0.0, 0.0)  # rig carriage on the table, in front of the arm
+ROUTER_SIZE = (0.07, 0.11, 0.05)  # x, y, height
+CABLE_LINKS, CABLE_LINK_LEN = 8, 0.05
+
+RIG = RigSpec(body="rig", joint_names=("rail", "rotation"), kinds=("slide", "hinge"),
+              axes=((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), lower=(-0.015, np.radians(-10.0)),
+              upper=(0.015, np.radians(10.0)), speed=(0.02, np.radians(20.0)))
+
+
+def port_offsets() -> np.ndarray:
+    return (np.arange(N_PORTS) - (N_PORTS - 1) / 2) * PORT_PITCH
+
+
+def _plug_xml() -> str:
+    """Holder + RJ45 plug + cable, in the fingers frame (x: out of the gripper, y: across the fingers)."""
+    cable, closing = "", ""
+    for i in range(CABLE_LINKS):
+        pos = "0.0 0 -0.011" if i == 0 else f"0 0 {-CABLE_LINK_LEN}"
+        cable += (f'<body name="cable{i}" pos="{pos}">'
+                  f'<joint name="cable{i}_a" type="hinge" axis="0 1 0" stiffness="0.004" damping="0.002" range="-1.4 1.4"/>'
+                  f'<joint name="cable{i}_b" type="hinge" axis="1 0 0" stiffness="0.004" damping="0.002" range="-1.4 1.4"/>'
+                  f'<geom type="capsule" fromto="0 0 0 0 0 {-CABLE_LINK_LEN}" size="0.003" mass="0.006" '
+                  f'material="cable" contype="2" conaffinity="0" friction="0.8"/>')
+        closing += "</body>"
+    tip_x = 0.024 + PLUG_L
+    return f"""
+<geom name="holder" type="box" pos="0.012 0 0" size="0.012 0.015 0.010" material="robot_light" mass="0.01"/>
+<geom name="plug" type="box" pos="{0.024 + PLUG_L / 2} 0 0" size="{PLUG_L / 2} {PLUG_T / 2} {PLUG_W / 2}" material="plug" mass="0.005"/>
+<geom name="latch_tab" type="box" pos="{0.024 + PLUG_L * 0.6} {PLUG_T / 2 + 0.0006} 0" size="{PLUG_L * 0.3} 0.0006 0.003"
+      material="plug" contype="0" conaffinity="0" mass="0"/>
+<site name="plug_tip" pos="{tip_x} 0 0" xyaxes="0 0 1 0 -1 0" size="0.002"/>
+{cable}{closing}"""
+
+
+def _router_xml() -> str:
+    sx, sy, h = ROUTER_SIZE
+    slab = slab_with_holes("router_", sx, sy, h, PORT_DEPTH, port_offsets(), PORT_W, PORT_T, "device")
+    body_h = h - PORT_DEPTH
+    ports = "\n".join(f'<site name="port{k}" pos="0 {y:.6g} {h}" xyaxes="0 1 0 1 0 0" size="0.002"/>'
+                      f'<geom type="box" pos="0 {y:.6g} {body_h + 0.0005}" size="{PORT_T / 2} {PORT_W / 2} 0.0005" '
+                      f'material="socket" contype="0" conaffinity="0"/>'
+                      for k, y in enumerate(port_offsets()))
+    return f"""
+<geom name="rig_rail" type="box" pos="{ROUTER_BASE[0]} 0 0.002" size="0.05 0.09 0.002" material="robot_dark" contype="0" conaffinity="0"/>
+<body name="rig" mocap="true" pos="{fmt(ROUTER_BASE)}">
+  <geom name="router_body" type="box" pos="0 0 {body_h / 2}" size="{sx / 2} {sy / 2} {body_h / 2}" material="device"/>
+  {"".join(slab)}
+  {ports}
+</body>"""
+
+
+def build_xml() -> str:
+    bodies = widowx_xml(_plug_xml()) + _router_xml()
+    actuators = velocity_actuators(WIDOWX) + "\n" + finger_actuators(WIDOWX)
+    return scene_xml("widowx_cable", bodies, actuators, ((0.58, -0.30, 0.36), (0.27, 0.0, 0.07), 45))
+
+
+def make_task_set(seed: int = 0, n_train: int = 20, n_test: int = 10) -> TaskSet:
+    """Seeded tasks: rig pose (rail m, rotation rad) and the correct port; descriptor [rail, rot, port]."""
+    if n_train < 1 or n_test < 0:
+        raise ValueError(f"need n_train >= 1 and n_test >= 0, got {n_train}, {n_test}")
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for i in range(n_train + n_test):
+        rail, rot = rng.uniform(-RAIL_RANGE, RAIL_RANGE), rng.uniform(-ROT_RANGE, ROT_RANGE)
+        port = int(rng.integers(N_PORTS))
+        split = "train" if i < n_train else "test"
+        idx = i if i < n_train else i - n_train
+        tasks.append(Task("widowx_cable", f"{split}-{idx:02d}", np.array([rail, rot, port]),
+                          {"rail": float(rail), "rotation": float(rot), "port": port}))
+    return TaskSet("widowx_cable", seed, tuple(tasks[:n_train]), tuple(tasks[n_train:]))
+
+
+def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (rad) of the rotation between two rotation matrices."""
+    return float(np.arccos(np.clip((np.trace(a.T @ b) - 1.0) / 2.0, -1.0, 1.0)))
+
+
+class CableTask:
+    """The family's per-env logic: scene, task application, rewards/latch, observation, expert."""
+
+    name = "widowx_cable"
+    arm = WIDOWX
+    rig = RIG
+    tool_site = "plug_tip"
+    control_hz = 3.3
+    state_dim = 17
+
+    def __init__(self):
+        self.latched_port = -1
+        self._ready = None
+
+    build_xml = staticmethod(build_xml)
+    make_task_set = staticmethod(make_task_set)
+
+    def rig_pose(self, task: Task) -> np.ndarray:
+        return np.array([task.params["rail"], task.params["rotation"]])
+
+    def ready_pose(self, sim: ArmSim) -> np.ndarray:
+        """Plug pointing down 6 cm above the router's centre (computed once by IK)."""
+        if self._ready is None:
+            target = np.array([ROUTER_BASE[0], 0.0, ROUTER_SIZE[2] + 0.06])
+            down = np.array([[0, 1, 0], [1, 0, 0], [0, 0, -1]], dtype=float)  # port frame at zero rig pose
+            q0 = np.array([0.0, 0.3, 0.3, 1.0, 0.0])
+            self._ready, _ = sim.solve_ik(self.tool_site, target, down, q0=q0, iterations=300)
+        return self._ready
+
+    def start_pose(self, sim: ArmSim, rng: np.random.Generator) -> np.ndarray:
+        return self.ready_pose(sim) + rng.uniform(-0.05, 0.05, self.arm.n)
+
+    def reset_episode(self) -> None:
+        self.latched_port = -1
+
+    def state(self, sim: ArmSim) -> np.ndarray:
+        pos, mat = sim.site_pose(self.tool_site)
+        rig = sim.rig.position if sim.rig is not None else np.zeros(2)
+        return np.concatenate([sim.q, sim.qdot, pos, mat[:2, 0], rig]).astype(np.float32)
+
+    def _port_frames(self, sim: ArmSim):
+        return [sim.site_pose(f"port{k}") for k in range(N_PORTS)]
+
+    def evaluate(self, sim: ArmSim, task: Task) -> dict:
+        tip, tip_mat = sim.site_pose(self.tool_site)
+        frames = self._port_frames(sim)
+        for k, (pos, mat) in enumerate(frames):
+            local = mat.T @ (tip - pos)
+            square = tip_mat[:, 0] @ mat[:, 0] >= np.cos(ALIGN_TOL) and tip_mat[:, 2] @ mat[:, 2] >= np.cos(ALIGN_TOL)
+            centred = abs(local[0]) <= CLEARANCE + 5e-4 and abs(local[1]) <= CLEARANCE + 5e-4
+            if local[2] >= LATCH_DEPTH and square and centred:
+                self.latched_port = k
+            elif self.latched_port == k and local[2] < LATCH_DEPTH - 0.002:
+                self.latched_port = -1  # pulled out
+        goal_pos, goal_mat = frames[task.params["port"]]
+        goal = goal_pos + goal_mat[:, 2] * SEAT_DEPTH
+        d_trans = float(np.linalg.norm(tip - goal))
+        d_rot = rotation_angle(tip_mat, goal_mat)
+        success = self.latched_port == task.params["port"]
+        return {"dense_reward": -(10.0 * d_trans + 0.2 * d_rot), "sparse_reward": 1.0 if success else 0.0,
+                "success": bool(success), "latched_port": int(self.latched_port),
+                "goal_distance": d_trans, "goal_angle": d_rot}
+
+    def expert_velocity(self, sim: ArmSim, task: Task, period: float) -> np.ndarray:
+        """Privileged scripted expert: hover over the correct port, square up, then push in."""
+        tip, tip_mat = sim.site_pose(self.tool_site)
+        pos, mat = self._port_frames(sim)[task.params["port"]]
+        local = mat.T @ (tip - pos)
+        lateral = np.abs(local[:2]).max()
+        square = tip_mat[:, 0] @ mat[:, 0] >= np.cos(np.radians(1.5))
+        if lateral < 6e-4 and square:
+            depth = min(local[2] + 0.012, SEAT_DEPTH)  # descend at most 12 mm per control step
+        elif local[2] > -0.003:
+            depth = local[2] - 0.012  # misaligned at/in the opening: back out first
+        else:
+            depth = -0.012  # hover above the port
+        target = pos + mat @ np.array([0.0, 0.0, depth])
+        q_target, _ = sim.solve_ik(self.tool_site, target, mat, q0=sim.q)
+        return (q_target - sim.q) / period
