@@ -168,6 +168,7 @@ class Rig:
         self.settings_ok = False
         self.settings_diffs: list = []
         self.alarm_code: int | None = None
+        self.home_count = 0  # successful homing cycles (a changed count = position re-established)
         self._op = threading.Lock()
         self._stop = threading.Event()
         self._cache = _Cache()
@@ -219,7 +220,7 @@ class Rig:
                 self._lost(exc)
                 raise RigNotReady(f"cannot connect to the rig on {self.config.port}: {exc}") from exc
             if not self.settings_ok:
-                self._set(ALARM, "board settings differ from " + self._settings_label() + ": "
+                self._set(ALARM, "board settings differ from " + self.settings_label() + ": "
                           + "; ".join(str(d) for d in self.settings_diffs)
                           + " (meldbot rig settings --apply writes the file's values)")
             else:
@@ -228,7 +229,7 @@ class Rig:
             self.home()
         return self.snapshot()
 
-    def _settings_label(self) -> str:
+    def settings_label(self) -> str:
         return f"{Path(self.settings_file.path).name} v{self.settings_file.version}"
 
     def _check_settings(self):
@@ -236,7 +237,7 @@ class Rig:
         self.settings_diffs = compare_settings(board, self.settings_file)
         self.settings_ok = not self.settings_diffs or not self.config.check_settings
         if self.settings_diffs and not self.config.check_settings:
-            log.warning("GRBL settings differ from %s (check_settings off): %s", self._settings_label(),
+            log.warning("GRBL settings differ from %s (check_settings off): %s", self.settings_label(),
                         "; ".join(map(str, self.settings_diffs)))
 
     def close(self):
@@ -272,6 +273,7 @@ class Rig:
             except GrblError as exc:
                 self._fail(exc, "homing")
             self.homed, self.alarm_code, self._cache.task_id = True, None, None
+            self.home_count += 1
             self._set(IDLE, "homed")
         return self.snapshot()
 
