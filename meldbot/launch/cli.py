@@ -61,8 +61,7 @@ def split_target(target: list[str]) -> tuple[Path, dict[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meldbot.launch.parser import declared_args, load_plan
-    from meldbot.launch.supervisor import run_plan
+    from meldbot.launch import declared_args, launch_file, load_plan
 
     path, launch_args = split_target(args.target)
     if not path.is_file():
@@ -79,13 +78,10 @@ def run(args: argparse.Namespace) -> int:
                 seen.add(decl.name)
                 print(decl.describe() + "\n")
         return 0
+    if not args.dry_run:
+        return launch_file(path, launch_args, args.log_dir)
     plan = load_plan(path, launch_args)
     for warning in plan.warnings:
         print(f"[WARN] [launch]: {warning}", file=sys.stderr)
-    for message in plan.messages:
-        print(message)
-    if args.dry_run:
-        print(plan.describe())
-        return 0
-    sys.stdout.flush()
-    return run_plan(plan.processes, args.log_dir)
+    print("\n".join([*plan.messages, plan.describe()]))
+    return 0

@@ -536,7 +536,8 @@ def _check_attrs(tag: str, body: Mapping, schema: dict[str, str], required, wher
             raise LaunchError(f"attribute '{key}' of '{tag}' is valid ROS 2 but not supported by meldbot launch", at)
         kind = schema.get(key)
         if kind is None:
-            raise LaunchError(f"unknown attribute '{key}' of '{tag}' (valid: {', '.join(sorted(schema))})", at)
+            hint = " (ROS 2 YAML has no 'required': use 'on_exit: shutdown')" if key == "required" else ""
+            raise LaunchError(f"unknown attribute '{key}' of '{tag}'{hint} (valid: {', '.join(sorted(schema))})", at)
         _check_value(tag, key, kind, value, at)
     for key in required:
         if key not in body:

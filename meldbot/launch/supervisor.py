@@ -25,6 +25,26 @@ from typing import TextIO
 from meldbot.launch.model import ProcessSpec
 
 
+def _parent_death_signal():
+    """preexec_fn: on Linux, SIGTERM the child if the runner dies without shutting it down (kill -9)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec():  # runs between fork and exec: keep it to one libc call
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+_PREEXEC = _parent_death_signal() if sys.platform.startswith("linux") else None
+
+
 def default_log_dir() -> Path:
     """``$ROS_LOG_DIR`` or ``$ROS_HOME/log`` or ``~/.ros/log``, plus one folder per launch."""
     base = os.environ.get("ROS_LOG_DIR") or os.path.join(
@@ -99,7 +119,8 @@ class Supervisor:
             child.log = open(self.log_dir / f"{spec.label}.log", "w")
         try:
             child.popen = subprocess.Popen(spec.argv, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                           preexec_fn=_PREEXEC)
         except OSError as exc:
             self.notice(spec.label, f"failed to start {spec.argv[0]!r}: {exc.strerror or exc}", "ERROR")
             child.popen = None
