@@ -73,7 +73,10 @@ class Planar2DEnv(gym.Env):
         if self.image_obs:
             self.observation_space = gym.spaces.Box(0, 255, shape=(cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
         else:
-            self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+            # the arm reaches < 1 m: normalised positions stay inside +-1.2 (with the default pos_scale)
+            bound = 1.2 / cfg.pos_scale
+            self.observation_space = gym.spaces.Box(np.array([-bound, -bound, -1, -1], np.float32),
+                                                    np.array([bound, bound, 1, 1], np.float32), dtype=np.float32)
         self._scale = np.array([cfg.max_linear_speed, cfg.max_linear_speed, cfg.max_angular_speed])
         self._substep_dt = cfg.control_dt / cfg.substeps
         self.task: Task | None = None

@@ -34,9 +34,10 @@ class SparsePointEnv(gym.Env):
         self.episode_steps = int(episode_steps)
         self.image_size, self.render_size = image_size, render_size
         self.task_set = point_robot_task_set(seed=task_seed)
+        limit = MAX_STEP * self.episode_steps  # farthest the point can get from the origin, per axis
         self.action_space = gym.spaces.Box(-MAX_STEP, MAX_STEP, shape=(2,), dtype=np.float32)
         self.observation_space = (gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8) if self.image_obs
-                                  else gym.spaces.Box(-np.inf, np.inf, (2,), np.float32))
+                                  else gym.spaces.Box(-limit, limit, (2,), np.float32))
         self.task: Task | None = None
         self.position = np.zeros(2)
         self.goal = np.zeros(2)
