@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         description="Run a ROS 2 YAML launch file: `meldbot launch FILE [name:=value ...]` or "
                     "`meldbot launch meldbot FILE.launch.yaml [name:=value ...]`. The same file runs with "
                     "`ros2 launch meldbot FILE` on a robot.")
-    p.add_argument("target", nargs="+", metavar="[PACKAGE] FILE [name:=value]",
+    # REMAINDER + _take_options: options may also come after FILE and the name:=value list
+    p.add_argument("target", nargs=argparse.REMAINDER, metavar="[PACKAGE] FILE [name:=value ...]",
                    help="a launch file path, or a package name and a file in its share/launch folder, then "
                         "launch arguments as name:=value")
     p.add_argument("--print", "--dry-run", dest="dry_run", action="store_true",
@@ -25,6 +26,31 @@ def register(subparsers) -> None:
     p.add_argument("--log-dir", type=Path, default=None,
                    help="where output='log' processes write (default ~/.ros/log/meldbot-launch-<time>/)")
     p.set_defaults(func=run)
+
+
+FLAGS = {"--print": "dry_run", "--dry-run": "dry_run", "-s": "show_args", "--show-args": "show_args",
+         "--show-arguments": "show_args"}
+
+
+def _take_options(args: argparse.Namespace) -> list[str]:
+    """Move options found among the positional words onto `args`; return the remaining words."""
+    rest, words = [], list(args.target)
+    while words:
+        word = words.pop(0)
+        if word in FLAGS:
+            setattr(args, FLAGS[word], True)
+        elif word == "--log-dir" or word.startswith("--log-dir="):
+            value = word.partition("=")[2] if "=" in word else (words.pop(0) if words else "")
+            if not value:
+                raise LaunchError("--log-dir needs a directory")
+            args.log_dir = Path(value)
+        elif word.startswith("-") and ":=" not in word:
+            raise LaunchError(f"unknown option '{word}' (see meldbot launch -h)")
+        else:
+            rest.append(word)
+    if not rest:
+        raise LaunchError("missing launch file: meldbot launch [PACKAGE] FILE [name:=value ...]")
+    return rest
 
 
 def split_target(target: list[str]) -> tuple[Path, dict[str, str]]:
@@ -63,7 +89,7 @@ def split_target(target: list[str]) -> tuple[Path, dict[str, str]]:
 def run(args: argparse.Namespace) -> int:
     from meldbot.launch import declared_args, launch_file, load_plan
 
-    path, launch_args = split_target(args.target)
+    path, launch_args = split_target(_take_options(args))
     if not path.is_file():
         raise LaunchError(f"launch file '{path}' does not exist")
     if args.show_args:

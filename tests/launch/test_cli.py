@@ -63,3 +63,22 @@ def test_errors_are_one_line_and_exit_2(share, capsys):
                    f"({share / 'launch' / 'demo.launch.yaml'}:2)")
     assert main(["launch", str(share / "missing.launch.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_options_may_follow_the_file_and_arguments(share, capsys, tmp_path):
+    assert main(["launch", "meldbot", "demo.launch.yaml", "--print", "policy:=/p.ts", "--log-dir", str(tmp_path)]) == 0
+    assert "policy:=/p.ts" in capsys.readouterr().out
+    assert main(["launch", "meldbot", "demo.launch.yaml", "--bogus"]) == 2
+    assert "unknown option '--bogus'" in capsys.readouterr().err
+
+
+def test_the_rehearsal_launch_file_resolves():
+    """The lead's launch/rehearsal.launch.yaml passes every check (nothing is started)."""
+    from meldbot.launch import load_plan
+
+    rehearsal = executables.SOURCE_ROOT / "launch" / "rehearsal.launch.yaml"
+    if not rehearsal.is_file():
+        pytest.skip("no launch/rehearsal.launch.yaml in this checkout")
+    plan = load_plan(rehearsal, {"policy": "/tmp/untrained.ts"})
+    assert plan.processes and any(p.shutdown_on_exit for p in plan.processes)
+    assert not plan.warnings
