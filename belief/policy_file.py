@@ -212,11 +212,13 @@ class LoadedPolicy:
         """One control step: (action in [-1, 1], new belief state), both float32 numpy."""
         torch = self._torch
         obs = np.asarray(obs, dtype=self._obs_dtype)
+        if not obs.flags.writeable or not obs.flags.c_contiguous:  # e.g. a view of a message buffer
+            obs = np.array(obs, order="C")
         if list(obs.shape) != list(self.metadata.observation.shape):
             raise ValueError(f"observation shape {list(obs.shape)} != policy's {self.metadata.observation.shape}")
         with torch.inference_mode():
             action, new_state = self._step(
-                torch.from_numpy(np.ascontiguousarray(obs)),
+                torch.from_numpy(obs),
                 torch.from_numpy(np.asarray(prev_action, dtype=np.float32)),
                 torch.tensor([reward], dtype=torch.float32),
                 torch.from_numpy(np.asarray(state, dtype=np.float32)),

@@ -105,8 +105,11 @@ def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None)
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args if args is not None else sys.argv)
+    # rclpy's own SIGINT handler would invalidate the context before shutdown_hook could publish a
+    # final zero command; Python's KeyboardInterrupt lets the hook run first.
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     # SIGTERM from a launcher should stop as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     node = None

@@ -102,8 +102,8 @@ class Supervisor:
         prefix = f"[{child.spec.label}] "
         for raw in iter(pipe.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
-            if child.log is not None:
-                with self.lock:
+            with self.lock:
+                if child.log is not None and not child.log.closed:  # closed: exited, a grandchild still writes
                     child.log.write(line + "\n")
                     child.log.flush()
             if to_screen:
@@ -151,7 +151,8 @@ class Supervisor:
     def _on_exit(self, child: _Child, rc: int):
         child.returncode = rc
         if child.log is not None:
-            child.log.close()
+            with self.lock:
+                child.log.close()
         pid = child.popen.pid if child.popen else "-"
         if rc == 0:
             self.notice(child.spec.label, f"process has finished cleanly [pid {pid}]")
