@@ -51,7 +51,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "unset_env": {"name": "subst"},
     "set_remap": {"from": "subst", "to": "subst"},
     "set_parameter": {"name": "subst", "value": "value"},
-    "log": {"message": "subst", "level": "subst"},
+    "log": {"message": "subst"},
 }
 REQUIRED = {"arg": ("name",), "let": ("name", "value"), "node": ("exec",), "executable": ("cmd",),
             "include": ("file",), "push_ros_namespace": ("namespace",), "push-ros-namespace": ("namespace",),
@@ -61,15 +61,13 @@ SUB_SCHEMAS = {"env": ({"name": "subst", "value": "subst"}, ("name", "value")),
                "choice": ({"value": "plain"}, ("value",)),
                "remap": ({"from": "subst", "to": "subst"}, ("from", "to")),
                "name_value": ({"name": "subst", "value": "subst"}, ("name", "value")),
-               "param": ({"name": "subst", "value": "value", "type": "plain", "param": "list:param",
-                          "from": "subst"}, ())}
+               "param": ({"name": "subst", "value": "value", "param": "list:param", "from": "subst"}, ())}
 # Real ROS 2 tags/attributes this runner does not implement: named as such rather than "unknown".
 ROS_ONLY_TAGS = {"timer", "for", "for_each", "shutdown", "append_env", "set_parameters_from_file", "set_use_sim_time",
                  "ros_timer", "set_ros_log_dir", "node_container", "load_composable_node", "composable_node",
                  "lifecycle_node", "lifecycle_transition", "set_launch_configuration", "opaque_function"}
 ROS_ONLY_ATTRS = {"launch-prefix", "respawn", "respawn_delay", "respawn_max_retries", "shell", "emulate_tty",
                   "node-name", "allow_substs", "deprecated_reason", "output_format"}
-PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -282,8 +280,7 @@ class Visitor:
         self.state.env.pop(self._text(e, "name"), None)
 
     def _do_log(self, e: _Entity):
-        level = (self._text(e, "level") or "INFO").upper()
-        self.plan.messages.append(f"[{level}] [launch.user]: {self._text(e, 'message')}")
+        self.plan.messages.append(f"[INFO] [launch.user]: {self._text(e, 'message')}")
 
     def _do_push_ros_namespace(self, e: _Entity):
         pushed = self._text(e, "namespace")
@@ -295,7 +292,7 @@ class Visitor:
         self.state.remaps.append((self._text(e, "from"), self._text(e, "to")))
 
     def _do_set_parameter(self, e: _Entity):
-        self.state.params.append((self._text(e, "name"), self._param_value(e, "value", None)))
+        self.state.params.append((self._text(e, "name"), self._param_value(e.body, "value", e.file)))
 
     def _do_group(self, e: _Entity):
         scoped, forwarding = self._bool(e, "scoped", True), self._bool(e, "forwarding", True)
@@ -410,34 +407,24 @@ class Visitor:
             for child in p["param"]:
                 yield from self._param_items(child, e, prefix=name + ".")
         else:
-            yield name, self._param_value(p, "value", p.get("type"), e.file)
+            yield name, self._param_value(p, "value", e.file)
 
-    def _param_value(self, holder, key: str, type_name: str | None, f: _File | None = None):
-        f = f or (holder.file if isinstance(holder, _Entity) else None)
-        body = holder.body if isinstance(holder, _Entity) else holder
+    def _param_value(self, body: Mapping, key: str, f: _File):
+        """A parameter value as launch_ros reads it: YAML scalars/lists as they are; a string is expanded
+        and then read as YAML, so "10" is an integer and "'10'" the string '10'."""
         raw, where = body[key], _where(body, key)
 
         def one(value):
             if not isinstance(value, str):
                 return value
             text = self._expand(value, f, where)
-            if type_name == "str":
-                return text
-            try:  # as launch_ros: a string value is read as YAML (so "10" is an integer parameter)
+            try:
                 loaded = yaml.safe_load(text) if text.strip() else text
             except yaml.YAMLError:
                 return text
             return loaded if isinstance(loaded, (bool, int, float, str, list)) else text
 
-        value = [one(v) for v in raw] if isinstance(raw, list) else one(raw)
-        if type_name is not None:
-            want = PARAM_TYPES[type_name]
-            try:
-                value = [want(v) for v in value] if isinstance(value, list) else \
-                    subs.to_bool(str(value), f"parameter value {value!r}") if want is bool else want(value)
-            except (TypeError, ValueError) as exc:
-                raise LaunchError(f"parameter value {raw!r} is not of type '{type_name}': {exc}", where) from None
-        return value
+        return [one(v) for v in raw] if isinstance(raw, list) else one(raw)
 
 
 # --- namespaces (as launch_ros.utilities) ----------------------------------------------------------------
@@ -591,12 +578,6 @@ def _check_param(p: Mapping, at: Location):
         raise LaunchError("a parameter needs 'name' (with 'value' or nested 'param') or 'from' (a file)", at)
     if ("value" in p) == ("param" in p):
         raise LaunchError(f"parameter '{p['name']}' needs exactly one of 'value' or nested 'param'", at)
-    if "type" in p:
-        if "param" in p:
-            raise LaunchError("'type' cannot be used with nested parameters", at)
-        if p["type"] not in PARAM_TYPES:
-            raise LaunchError(f"parameter type must be one of {', '.join(PARAM_TYPES)}, got {p['type']!r}",
-                              _where(p, "type"))
 
 
 def _check_syntax(text: str, at: Location):

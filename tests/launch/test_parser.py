@@ -186,7 +186,7 @@ def test_node_argv_params_from_file_inline_and_remaps(write, tmp_path):
             param:
             - from: $(dirname)/p.yaml
             - {name: rate_hz, value: $(var rate)}
-            - {name: label, value: $(var rate), type: str}
+            - {name: label, value: "'$(var rate)'"}
             - {name: gains, value: [1.0, 2.5]}
             - {name: enabled, value: true}
             - name: limits
