@@ -77,7 +77,7 @@ class Planar2DEnv(gym.Env):
             bound = 1.2 / cfg.pos_scale
             self.observation_space = gym.spaces.Box(np.array([-bound, -bound, -1, -1], np.float32),
                                                     np.array([bound, bound, 1, 1], np.float32), dtype=np.float32)
-        self._scale = np.array([cfg.max_linear_speed, cfg.max_linear_speed, cfg.max_angular_speed])
+        self._scale = (cfg.max_linear_speed, cfg.max_linear_speed, cfg.max_angular_speed)
         self._substep_dt = cfg.control_dt / cfg.substeps
         self.task: Task | None = None
         self.arm: PlanarArm | None = None
@@ -115,17 +115,19 @@ class Planar2DEnv(gym.Env):
         self.fixture = fam.FIXTURES[task.family](space, task.params)
         self.arm = PlanarArm(space, self.geom, q0, fam.tool_polys(task.family, self.geom))
         self._fixture_updates = type(self.fixture).update is not fam.Fixture.update
-        self._drawables = self._collect_drawables()
+        self._collect_drawables()
         self.steps = 0
 
     def step(self, action):
         self._require_reset()
-        a = np.clip(check_action(action, (3,), self.name), -1.0, 1.0)
+        a = check_action(action, (3,), self.name).clip(-1.0, 1.0)
         return self.step_joint_velocities(self.joint_velocities_for(a), _checked=True)
 
     def joint_velocities_for(self, action) -> np.ndarray:
         """The IK the env applies: EE action in [-1, 1]^3 -> joint velocities (rad/s) at the current q."""
-        return dls_joint_velocities(self.geom, self.arm.joint_positions(), np.asarray(action) * self._scale)
+        s = self._scale
+        return dls_joint_velocities(self.geom, self.arm.joint_positions(),
+                                    (action[0] * s[0], action[1] * s[1], action[2] * s[2]))
 
     def step_joint_velocities(self, joint_velocities, _checked: bool = False):
         """One control step with joint velocities (rad/s) instead of an EE action: what the ROS twin does
@@ -134,10 +136,14 @@ class Planar2DEnv(gym.Env):
         qd = joint_velocities if _checked else check_action(joint_velocities, (3,), f"{self.name} joint velocities")
         self.arm.command(qd)
         space, dt = self.space, self._substep_dt
-        for _ in range(self.config.substeps):
-            space.step(dt)
-            if self._fixture_updates:
-                self.fixture.update(self.arm.ee_pose())
+        if self._fixture_updates:
+            fixture, arm = self.fixture, self.arm
+            for _ in range(self.config.substeps):
+                space.step(dt)
+                fixture.update(arm.tip())
+        else:
+            for _ in range(self.config.substeps):
+                space.step(dt)
         self.steps += 1
         ee = self.arm.ee_pose()
         info = self._info(ee)
@@ -173,27 +179,36 @@ class Planar2DEnv(gym.Env):
 
     # --- rendering -------------------------------------------------------------------------------
     def _collect_drawables(self):
-        out = []
+        """Every drawn shape's local vertices, concatenated, with the body each vertex moves with."""
         tool_start = len(self.arm.shapes) - len(fam.tool_polys(self.task.family, self.geom))
-        for i, shape in enumerate(self.arm.shapes):
-            out.append((shape.body, np.array([tuple(v) for v in shape.get_vertices()]),
-                        TOOL_COLOR if i >= tool_start else ARM_COLOR))
-        for shape, color in self.fixture.drawn:
-            out.append((shape.body, np.array([tuple(v) for v in shape.get_vertices()]), color))
-        return out
+        shapes = [(s, TOOL_COLOR if i >= tool_start else ARM_COLOR) for i, s in enumerate(self.arm.shapes)]
+        shapes += self.fixture.drawn
+        bodies: list = []
+        local, owner, self._poly_meta = [], [], []
+        for shape, color in shapes:
+            if shape.body not in bodies:
+                bodies.append(shape.body)
+            verts = [tuple(v) for v in shape.get_vertices()]
+            local += verts
+            owner += [bodies.index(shape.body)] * len(verts)
+            self._poly_meta.append((len(verts), color))
+        self._draw_bodies = bodies
+        self._draw_local = np.array(local)
+        self._draw_owner = np.array(owner)
+        self._draw_splits = np.cumsum([n for n, _ in self._poly_meta])[:-1]
 
     def scene_polygons(self):
-        polys = []
-        for body, local, color in self._drawables:
-            c, s = math.cos(body.angle), math.sin(body.angle)
-            world = local @ np.array([[c, s], [-s, c]]) + np.array(body.position)
-            polys.append((world, color))
-        return polys
+        """[(world vertices, rgb)] of every shape, from the current body poses."""
+        poses = np.array([(b.position.x, b.position.y, b.angle) for b in self._draw_bodies])[self._draw_owner]
+        c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+        lx, ly = self._draw_local[:, 0], self._draw_local[:, 1]
+        world = np.stack([poses[:, 0] + c * lx - s * ly, poses[:, 1] + s * lx + c * ly], axis=1)
+        return [(w, color) for w, (_, color) in zip(np.split(world, self._draw_splits), self._poly_meta, strict=True)]
 
     def render_image(self, size: int | None = None, show_goal: bool = False) -> np.ndarray:
         """The scene as (size, size, 3) uint8; `show_goal` adds the hidden goal marker (viewer only)."""
         self._require_reset()
-        joints = [np.asarray(b.position) for b in self.arm.bodies]
+        joints = [tuple(b.position) for b in self.arm.bodies]
         goal = self.fixture.goal if show_goal else None
         return draw_scene(size or self.config.image_size, self.scene_polygons(), PLANAR_VIEW, joints=joints,
                           goal=goal, goal_radius=fam.REACH_TOLERANCE if self.task.family == "reach2d" else 0.015)

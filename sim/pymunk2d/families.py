@@ -144,18 +144,19 @@ class Fixture:
         self.space = space
         self.params = params
         self.goal = goal_point(self.family, params)
+        if "angle" in params:  # plain floats: local() runs every physics substep for Key2D
+            mouth, u, _ = axis(params)
+            self._mx, self._my, self._ux, self._uy = float(mouth[0]), float(mouth[1]), float(u[0]), float(u[1])
         self.drawn: list[tuple[pymunk.Shape, tuple[int, int, int]]] = []  # for the renderer
 
     # frame helpers
     def local(self, point) -> tuple[float, float]:
-        mouth, u, n = axis(self.params)
-        d = np.asarray(point[:2]) - mouth
-        return float(d @ u), float(d @ n)
+        """(depth, lateral) of a world point in the fixture frame."""
+        dx, dy = float(point[0]) - self._mx, float(point[1]) - self._my
+        return dx * self._ux + dy * self._uy, dy * self._ux - dx * self._uy
 
     def world(self, depth: float, lateral: float) -> tuple[float, float]:
-        mouth, u, n = axis(self.params)
-        p = mouth + depth * u + lateral * n
-        return float(p[0]), float(p[1])
+        return (self._mx + depth * self._ux - lateral * self._uy, self._my + depth * self._uy + lateral * self._ux)
 
     def _static_box(self, d0, d1, l0, l1, body=None, friction=0.4):
         body = body or self.space.static_body
@@ -169,14 +170,14 @@ class Fixture:
         self.drawn.append((shape, STATIC_COLOR if body is self.space.static_body else MOVING_COLOR))
         return shape
 
-    def update(self, ee_pose) -> None:
-        """Called after every physics substep (latches and other discrete mechanisms)."""
+    def update(self, tip) -> None:
+        """Called after every physics substep with the tool tip (x, y) (latches and other mechanisms)."""
 
     def success(self, ee_pose) -> bool:
         raise NotImplementedError
 
     def dense_reward(self, ee_pose) -> float:
-        return -float(np.linalg.norm(self.goal - np.asarray(ee_pose[:2])))
+        return -math.hypot(self.goal[0] - ee_pose[0], self.goal[1] - ee_pose[1])
 
     def turn(self) -> float:
         return 0.0
@@ -186,7 +187,7 @@ class ReachFixture(Fixture):
     family = "reach2d"
 
     def success(self, ee_pose) -> bool:
-        return bool(np.linalg.norm(self.goal - np.asarray(ee_pose[:2])) < REACH_TOLERANCE)
+        return math.hypot(self.goal[0] - ee_pose[0], self.goal[1] - ee_pose[1]) < REACH_TOLERANCE
 
 
 class PegFixture(Fixture):
@@ -265,9 +266,9 @@ class KeyFixture(Fixture):
         space.add(pymunk.PivotJoint(space.static_body, body, body.position), self.latch, friction)
         self.unlatched = False
 
-    def update(self, ee_pose) -> None:
+    def update(self, tip) -> None:
         if not self.unlatched:
-            depth, lateral = self.local(ee_pose)
+            depth, lateral = self.local(tip)
             if depth >= KEY_UNLATCH_DEPTH and abs(lateral) < KEYWAY_WIDTH / 2:
                 a = self.params["angle"]
                 self.latch.min, self.latch.max = a - KEY_TURN_LIMIT, a + KEY_TURN_LIMIT

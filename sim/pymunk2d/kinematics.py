@@ -49,17 +49,42 @@ def jacobian(geom: ArmGeometry, q) -> np.ndarray:
 
 
 def dls_joint_velocities(geom: ArmGeometry, q, ee_velocity) -> np.ndarray:
-    """Joint velocities realising EE velocity [vx, vy, w] by damped least squares.
-
-    The result is scaled down as a whole (direction kept) so no joint exceeds the velocity limit.
+    """Joint velocities realising EE velocity [vx, vy, w] by damped least squares:
+    qd = J^T (J J^T + lambda^2 I)^-1 v. Scaled down as a whole (direction kept) so no joint exceeds the
+    velocity limit. Written out for 3x3 in plain floats: this runs every env step and numpy's per-call
+    overhead on 3x3 matrices would dominate it.
     """
-    jac = jacobian(geom, q)
-    lam2 = geom.damping**2
-    qd = jac.T @ np.linalg.solve(jac @ jac.T + lam2 * np.eye(3), np.asarray(ee_velocity, dtype=np.float64))
-    peak = float(np.max(np.abs(qd)))
+    q1, q2, q3 = (float(v) for v in q)
+    l1, l2, l3 = geom.link_lengths[0], geom.link_lengths[1], geom.link_lengths[2] + geom.tool_length
+    t1, t2 = q1, q1 + q2
+    t3 = t2 + q3
+    s1, c1, s2, c2, s3, c3 = math.sin(t1), math.cos(t1), math.sin(t2), math.cos(t2), math.sin(t3), math.cos(t3)
+    # Jacobian columns (x, y, angle rows): column j sums links j..2
+    x3, y3 = -l3 * s3, l3 * c3
+    x2, y2 = x3 - l2 * s2, y3 + l2 * c2
+    x1, y1 = x2 - l1 * s1, y2 + l1 * c1
+    lam2 = geom.damping ** 2
+    # A = J J^T + lam2 I (symmetric 3x3)
+    a00 = x1 * x1 + x2 * x2 + x3 * x3 + lam2
+    a01 = x1 * y1 + x2 * y2 + x3 * y3
+    a02 = x1 + x2 + x3
+    a11 = y1 * y1 + y2 * y2 + y3 * y3 + lam2
+    a12 = y1 + y2 + y3
+    a22 = 3.0 + lam2
+    vx, vy, w = (float(v) for v in ee_velocity)
+    # solve A z = v by Cramer's rule (A is positive definite thanks to the damping)
+    c00, c01, c02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    c11, c12, c22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+    zx = (c00 * vx + c01 * vy + c02 * w) / det
+    zy = (c01 * vx + c11 * vy + c12 * w) / det
+    zw = (c02 * vx + c12 * vy + c22 * w) / det
+    qd = [x1 * zx + y1 * zy + zw, x2 * zx + y2 * zy + zw, x3 * zx + y3 * zy + zw]
+    peak = max(abs(qd[0]), abs(qd[1]), abs(qd[2]))
     if peak > geom.joint_velocity_limit:
-        qd *= geom.joint_velocity_limit / peak
-    return qd
+        k = geom.joint_velocity_limit / peak
+        qd = [v * k for v in qd]
+    return np.array(qd)
 
 
 def inverse(geom: ArmGeometry, pose, elbow: float = -1.0) -> np.ndarray:

@@ -52,9 +52,18 @@ def draw_scene(size: int, polys, view: View = PLANAR_VIEW, joints=(), goal=None,
     img = np.empty((size, size, 3), dtype=np.uint8)
     img[:] = BACKGROUND
     scale = size / view.extent
-    for verts, color in polys:
-        px = np.round(view.to_px(verts, size) * _ONE).astype(np.int32)
-        cv2.fillPoly(img, [px], color, cv2.LINE_AA, _SHIFT)
+    if polys:
+        # One vectorised transform for every vertex, one fillPoly per colour: numpy/OpenCV call overhead,
+        # not pixels, is what a 64x64 frame costs.
+        counts = [len(v) for v, _ in polys]
+        px = np.round(view.to_px(np.concatenate([np.asarray(v, dtype=np.float64) for v, _ in polys]), size)
+                      * _ONE).astype(np.int32)
+        pieces = np.split(px, np.cumsum(counts)[:-1])
+        by_color: dict = {}
+        for piece, (_, color) in zip(pieces, polys, strict=True):
+            by_color.setdefault(tuple(color), []).append(piece)
+        for color, group in by_color.items():
+            cv2.fillPoly(img, group, color, cv2.LINE_AA, _SHIFT)
     for point, radius, color in dots:
         c = np.round(view.to_px(point, size)[0] * _ONE).astype(np.int32)
         cv2.circle(img, (int(c[0]), int(c[1])), max(_ONE, int(radius * scale * _ONE)), color, -1, cv2.LINE_AA,

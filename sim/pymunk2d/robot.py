@@ -91,6 +91,10 @@ class PlanarArm:
         return np.array([b0.angular_velocity, b1.angular_velocity - b0.angular_velocity,
                          b2.angular_velocity - b1.angular_velocity])
 
+    def tip(self) -> pymunk.Vec2d:
+        """The tool tip (world), cheaply: used every physics substep."""
+        return self.bodies[-1].local_to_world(self._tip_local)
+
     def ee_pose(self) -> np.ndarray:
         """[x, y, angle] of the tool tip, read from the simulated last body (not from FK)."""
         last = self.bodies[-1]
