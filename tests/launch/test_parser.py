@@ -16,6 +16,13 @@ def argv_of(plan, label):
     return next(p.argv for p in plan.processes if p.label == label)
 
 
+def write_child(write):
+    return write("child.launch.yaml", """
+        launch:
+        - arg: {name: robot, description: which arm}
+        """)
+
+
 def labels(plan):
     return [p.label for p in plan.processes]
 
@@ -99,10 +106,7 @@ def test_include_passes_args_and_is_not_scoped(write, tmp_path):
 
 
 def test_include_missing_required_arg_names_the_included_file(write):
-    write("child.launch.yaml", """
-        launch:
-        - arg: {name: robot, description: which arm}
-        """)
+    write_child(write)
     f = write("parent.launch.yaml", """
         launch:
         - include: {file: $(dirname)/child.launch.yaml}
@@ -257,10 +261,7 @@ def test_process_attributes(write):
 
 
 def test_show_args_lists_groups_and_includes(write):
-    write("child.launch.yaml", """
-        launch:
-        - arg: {name: robot, description: which arm}
-        """)
+    write_child(write)
     f = write("top.launch.yaml", """
         launch:
         - arg: {name: a, default: "1", description: first}

@@ -3,10 +3,14 @@
 The children are tiny Python stand-ins (fixtures/child.py); waits are generous bounds, never timings.
 """
 
+import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GRAPH = FIXTURES / "children.launch.yaml"
@@ -28,22 +32,28 @@ def start_launch(ros_graph, tmp_path, *launch_args):
     return ros_graph.start(argv, "launch"), scratch
 
 
-def ready(scratch, *names):
-    return lambda: all((scratch / f"{n}.ready").exists() for n in names)
+def interrupt_when_ready(ros_graph, tmp_path, *launch_args) -> str:
+    """Launch alpha and beta, Ctrl-C the runner once both are up; returns the runner's output."""
+    runner, scratch = start_launch(ros_graph, tmp_path, *launch_args)
+    wait_until(lambda: all((scratch / f"{n}.ready").exists() for n in ("alpha", "beta")), what="children ready")
+    runner.signal(signal.SIGINT)  # what a Ctrl-C in the terminal delivers to the runner
+    assert runner.wait(60) == 0
+    return runner.output()
 
 
 def test_ctrl_c_stops_every_child_cleanly(ros_graph, tmp_path):
-    runner, scratch = start_launch(ros_graph, tmp_path)
-    wait_until(ready(scratch, "alpha", "beta"), what="children ready")
-    runner.signal(signal.SIGINT)  # what a Ctrl-C in the terminal delivers to the runner
-    assert runner.wait(60) == 0
-    out = runner.output()
+    out = interrupt_when_ready(ros_graph, tmp_path)
     assert "caught SIGINT: shutting down" in out
     assert "[alpha-1] alpha got SIGINT" in out  # screen output, prefixed
     assert "[INFO] [alpha-1]: process has finished cleanly" in out
     assert "[INFO] [beta-1]: process has finished cleanly" in out
     beta_log = (tmp_path / "logs" / "beta-1.log").read_text()
     assert "beta ready" in beta_log and "beta got SIGINT" in beta_log
+    pids = [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", out)]
+    assert len(pids) == 2
+    for pid in pids:  # reaped by the runner: nothing left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_on_exit_shutdown_stops_the_others_and_returns_its_code(ros_graph, tmp_path):
@@ -57,11 +67,7 @@ def test_on_exit_shutdown_stops_the_others_and_returns_its_code(ros_graph, tmp_p
 
 
 def test_output_screen_is_prefixed_and_log_goes_to_file(ros_graph, tmp_path):
-    runner, scratch = start_launch(ros_graph, tmp_path)
-    wait_until(ready(scratch, "alpha", "beta"), what="children ready")
-    runner.signal(signal.SIGINT)
-    assert runner.wait(60) == 0
-    out = runner.output()
+    out = interrupt_when_ready(ros_graph, tmp_path)
     assert "[alpha-1] alpha ready" in out
     assert "[alpha-1] alpha says hello on stderr" in out
     assert "beta ready" not in out  # output: log keeps stdout off the screen...
@@ -72,11 +78,7 @@ def test_output_screen_is_prefixed_and_log_goes_to_file(ros_graph, tmp_path):
 
 
 def test_a_child_ignoring_sigint_gets_sigterm(ros_graph, tmp_path):
-    runner, scratch = start_launch(ros_graph, tmp_path, "stubborn:=true")
-    wait_until(ready(scratch, "alpha", "beta"), what="children ready")
-    runner.signal(signal.SIGINT)
-    assert runner.wait(60) == 0
-    out = runner.output()
+    out = interrupt_when_ready(ros_graph, tmp_path, "stubborn:=true")
     assert "[alpha-1] alpha got SIGINT" in out
     assert "[WARN] [alpha-1]: sending SIGTERM (still running)" in out
     assert "[alpha-1] alpha got SIGTERM" in out
