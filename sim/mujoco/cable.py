@@ -51,8 +51,8 @@ def _plug_xml() -> str:
     for i in range(CABLE_LINKS):
         pos = "0.0 0 -0.011" if i == 0 else f"0 0 {-CABLE_LINK_LEN}"
         cable += (f'<body name="cable{i}" pos="{pos}">'
-                  f'<joint name="cable{i}_a" type="hinge" axis="0 1 0" stiffness="0.004" damping="0.002" range="-1.4 1.4"/>'
-                  f'<joint name="cable{i}_b" type="hinge" axis="1 0 0" stiffness="0.004" damping="0.002" range="-1.4 1.4"/>'
+                  f'<joint name="cable{i}_a" type="hinge" axis="0 1 0" stiffness="0.004" damping="0.004" armature="0.0002" range="-1.4 1.4"/>'
+                  f'<joint name="cable{i}_b" type="hinge" axis="1 0 0" stiffness="0.004" damping="0.004" armature="0.0002" range="-1.4 1.4"/>'
                   f'<geom type="capsule" fromto="0 0 0 0 0 {-CABLE_LINK_LEN}" size="0.003" mass="0.006" '
                   f'material="cable" contype="2" conaffinity="0" friction="0.8"/>')
         closing += "</body>"

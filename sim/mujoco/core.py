@@ -50,9 +50,12 @@ class Rig:
             self.apply()
 
     def at_target(self, tol: float = 1e-6) -> bool:
-        return bool(np.all(np.abs(self.position - self.target) <= tol))
+        return bool((np.abs(self.position - self.target) <= tol).all())
 
     def advance(self, dt: float) -> None:
+        if self.at_target(0.0):
+            self.velocity[:] = 0.0
+            return
         step = np.clip(self.target - self.position, -np.array(self.spec.speed) * dt, np.array(self.spec.speed) * dt)
         self.velocity = step / dt
         if np.any(step != 0):
@@ -141,11 +144,16 @@ class ArmSim:
         """Hold joint velocity command `velocity` (rad/s; clipped to limits) for `ticks` servo ticks."""
         self.servo.set_command(velocity)
         m, d = self.model, self.data
+        vmax = self.servo.vmax
         for _ in range(ticks):
             d.ctrl[self.act] = self.servo.tick(d.qpos[self.qadr])
             if self.rig is not None:
                 self.rig.advance(self.servo_dt)
             mujoco.mj_step(m, d, nstep=self.substeps)
+            # the servo's velocity limit (Dynamixel "velocity limit" register / intera's joint limits):
+            # a geared servo cannot be back-driven past it by impacts or coupling from other joints
+            vel = d.qvel[self.dadr]
+            d.qvel[self.dadr] = np.minimum(np.maximum(vel, -vmax), vmax)
         self.time += ticks * self.servo_dt
         mujoco.mj_forward(m, d)  # sites, contacts and cameras at the final state
 

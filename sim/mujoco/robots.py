@@ -73,7 +73,7 @@ SAWYER = ArmSpec(
 def _joint(name, axis, spec: ArmSpec, damping: float, armature: float) -> str:
     i = spec.joint_names.index(name)
     return (f'<joint name="{name}" type="hinge" axis="{axis}" range="{spec.lower[i]:.6g} {spec.upper[i]:.6g}" '
-            f'damping="{damping}" armature="{armature}" frictionloss="0.02"/>')
+            f'damping="{damping}" armature="{armature}" frictionloss="0.02" solreflimit="0.004 1"/>')
 
 
 def widowx_xml(tool_xml: str, base_pos=(0.0, 0.0, 0.0)) -> str:

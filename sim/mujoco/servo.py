@@ -32,10 +32,9 @@ class JointVelocityServo:
 
     def tick(self, q) -> np.ndarray:
         """One servo period: advance the reference, return the velocity set-point for the actuators."""
-        q = np.asarray(q, dtype=float)
-        ref = np.clip(self.q_ref + self.command * self.dt, self.lower, self.upper)
-        self.q_ref = np.clip(ref, q - self.max_err, q + self.max_err)
-        # no feed-forward into a limit: the reference has stopped there
-        at_limit = ((ref <= self.lower) & (self.command < 0)) | ((ref >= self.upper) & (self.command > 0))
-        feed_forward = np.where(at_limit, 0.0, self.command)
-        return np.clip(feed_forward + self.kp * (self.q_ref - q), -self.vmax, self.vmax)
+        # ufuncs instead of np.clip: this runs hundreds of times per control step
+        ref = np.minimum(np.maximum(self.q_ref + self.command * self.dt, self.lower), self.upper)
+        # feed-forward = how far the reference really moved (zero once it stops at a joint limit)
+        feed_forward = (ref - self.q_ref) / self.dt
+        self.q_ref = np.minimum(np.maximum(ref, q - self.max_err), q + self.max_err)
+        return np.minimum(np.maximum(feed_forward + self.kp * (self.q_ref - q), -self.vmax), self.vmax)
