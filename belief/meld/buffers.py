@@ -63,7 +63,7 @@ class SequenceBuffer:
     def state_dict(self) -> dict:
         n = self.size
         order = (np.arange(n) + (self.next if n == self.capacity else 0)) % self.capacity  # oldest first
-        return {k: v[order] for k, v in self.get(order).items()}
+        return self.get(order)
 
     def load_state_dict(self, data: dict) -> None:
         self.size = self.next = 0

@@ -22,16 +22,18 @@ from belief.meld.trials import run_trial
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
                     seed: int = 0, decode_reward: bool = False) -> dict:
     """Deterministic trials on `tasks`: success rate and mean dense return per episode index."""
-    succ, rets, traces = [], [], []
+    succ, rets, finals, traces = [], [], [], []
     for i, task in enumerate(tasks):
         for j in range(trials_per_task):
             res = run_trial(env, task, policy, episodes, "mean", reward_input,
                             seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward)
             succ.append(res.episode_success)
             rets.append(res.episode_return)
+            finals.append(res.episode_final_reward)
             traces.append(res)
     succ_arr, ret_arr = np.asarray(succ, float), np.asarray(rets, float)
     return {"success_per_episode": succ_arr.mean(0).tolist(), "return_per_episode": ret_arr.mean(0).tolist(),
+            "final_reward_per_episode": np.asarray(finals, float).mean(0).tolist(),
             "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 
@@ -121,7 +123,7 @@ def plot_run(run_dir: str | Path) -> Path | None:
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None):
     """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty)."""
     from belief.checkpoint import load as load_checkpoint
-    from belief.meld.train import Trainer, TrainConfig
+    from belief.meld.train import TrainConfig, Trainer
 
     state = load_checkpoint(checkpoint)
     if state.get("algo") != "meld":
@@ -147,9 +149,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     from belief.checkpoint import atomic_write_text
 
     atomic_write_text(json.dumps(table, indent=2), out / "eval_table.json")
-    lines = ["| episode | success (held-out) | shaped return |", "|---|---|---|"]
-    for i, (s, r) in enumerate(zip(res["success_per_episode"], res["return_per_episode"], strict=True)):
-        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} |")
+    lines = ["| episode | success (held-out) | shaped return | final shaped reward |", "|---|---|---|---|"]
+    for i, (s, r, f) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
+                                      res["final_reward_per_episode"], strict=True)):
+        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} | {f:.3f} |")
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]

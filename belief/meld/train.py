@@ -138,11 +138,17 @@ def env_metadata(env, name: str, episodes: int) -> dict:
     """What export needs to know about the env (saved in the checkpoint)."""
     u = env.unwrapped
     adim = int(np.prod(env.action_space.shape))
+    arm = getattr(getattr(u, "family", None), "arm", None)  # MuJoCo twin: the arm spec
+    joints = getattr(arm, "joint_names", None) or getattr(u, "joint_names", None) or \
+        [f"joint{i}" for i in range(adim)]
+    scale = getattr(u, "vmax", None)
+    if scale is None:
+        scale = getattr(u, "action_scale", 1.0)
     return {"env": name, "episodes": episodes, "horizon": int(u.episode_steps),
             "obs_shape": list(env.observation_space.shape), "action_dim": adim,
-            "joint_names": list(getattr(u, "joint_names", [f"joint{i}" for i in range(adim)]))[:adim],
-            "action_scale": [float(s) for s in np.broadcast_to(getattr(u, "action_scale", 1.0), (adim,))],
-            "control_rate_hz": float(getattr(u, "control_rate_hz", 3.3))}
+            "joint_names": list(joints)[:adim],
+            "action_scale": [float(s) for s in np.broadcast_to(scale, (adim,))],
+            "control_rate_hz": float(getattr(u, "control_hz", getattr(u, "control_rate_hz", 3.3)))}
 
 
 # --- logging ----------------------------------------------------------------------------------------
@@ -322,10 +328,12 @@ class Trainer:
         res = self.evaluate()
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "grad_steps": self.grad_steps,
                **{f"success_ep{i + 1}": s for i, s in enumerate(res["success_per_episode"])},
-               **{f"return_ep{i + 1}": r for i, r in enumerate(res["return_per_episode"])}}
+               **{f"return_ep{i + 1}": r for i, r in enumerate(res["return_per_episode"])},
+               **{f"final_reward_ep{i + 1}": r for i, r in enumerate(res["final_reward_per_episode"])}}
         self.eval_log.write(row)
-        print("eval @%d (%d env steps): success per episode %s" % (
-            self.iteration, self.env_steps, [round(s, 2) for s in res["success_per_episode"]]), flush=True)
+        print(f"eval @{self.iteration} ({self.env_steps} env steps): success per episode "
+              f"{[round(s, 2) for s in res['success_per_episode']]}, final shaped reward per episode "
+              f"{[round(r, 3) for r in res['final_reward_per_episode']]}", flush=True)
         return row
 
 

@@ -24,6 +24,7 @@ class TrialResult:
     trial: Trial
     episode_success: list[bool]
     episode_return: list[float]  # dense return per episode
+    episode_final_reward: list[float]  # dense reward at each episode's last step (how close it ended)
     beliefs: np.ndarray | None = None  # (T, belief_dim) when a policy ran
     reward_mean: np.ndarray | None = None  # reconstructed reward under the belief, (T,)
     reward_var: np.ndarray | None = None
@@ -52,7 +53,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
     frames, actions, r_dense, r_sparse, beliefs = [], [], [], [], []
-    successes, returns = [], []
+    successes, returns, finals = [], [], []
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     state = policy.initial_state().to(device) if policy is not None else None
     for e in range(episodes):
@@ -92,9 +93,10 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
             prev_a = action
         successes.append(success)
         returns.append(ret)
+        finals.append(rew_d)
     trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
                   np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""))
-    result = TrialResult(trial, successes, returns)
+    result = TrialResult(trial, successes, returns, finals)
     if beliefs:
         result.beliefs = np.stack(beliefs)
         if decode_reward:

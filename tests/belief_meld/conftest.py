@@ -1,0 +1,32 @@
+"""Tiny MELD configurations: 16x32 images, a few channels, so every test runs in seconds on a CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from belief.meld.agent import AgentConfig, MeldAgent
+from belief.meld.model import ModelConfig
+from belief.sac import SACConfig
+from tests.belief_meld.fake_env import FakeImageEnv
+
+EPISODES, HORIZON = 2, 4
+
+
+def tiny_agent_config(**kw) -> AgentConfig:
+    model = ModelConfig(image_height=16, image_width=32, action_dim=2, base_depth=2, z1_dim=3, z2_dim=5,
+                        hidden=16)
+    return AgentConfig(model=model, sac=SACConfig(hidden=(16, 16)), **kw)
+
+
+@pytest.fixture
+def fake_env():
+    env = FakeImageEnv(episode_steps=HORIZON)
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def agent():
+    torch.manual_seed(0)
+    return MeldAgent(tiny_agent_config(), EPISODES, HORIZON)

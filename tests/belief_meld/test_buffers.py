@@ -1,0 +1,51 @@
+"""Per-task sequence replay buffers of whole trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from belief.meld.buffers import SequenceBuffer, TaskBuffers, Trial
+
+
+def _trial(value: int, T=6, A=2) -> Trial:
+    return Trial(np.full((T, 4, 8, 3), value, np.uint8), np.full((T, A), value, np.float32),
+                 np.full(T, value, np.float32), np.zeros(T, np.float32), np.array([False, True]))
+
+
+def test_ring_buffer_keeps_the_newest_trials_in_order():
+    buf = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    for v in range(5):
+        buf.add(_trial(v))
+    assert buf.size == 3
+    state = buf.state_dict()
+    assert state["reward_dense"][:, 0].tolist() == [2, 3, 4]  # oldest first
+    copy = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    copy.load_state_dict(state)
+    assert np.array_equal(copy.state_dict()["images"], state["images"])
+
+
+def test_whole_sequences_are_sampled_per_task():
+    bufs = TaskBuffers(10, 6, (4, 8, 3), 2)
+    for v in range(3):
+        bufs.add("a", _trial(v))
+    bufs.add("b", _trial(100))
+    rng = np.random.default_rng(0)
+    batch = bufs.sample(50, rng)
+    assert batch["images"].shape == (50, 6, 4, 8, 3) and batch["actions"].shape == (50, 6, 2)
+    # frames of one sampled trial belong together (no mixing across trials)
+    assert all(len(np.unique(seq)) == 1 for seq in batch["reward_dense"])
+    from_b = (batch["reward_dense"][:, 0] == 100).mean()
+    assert 0.3 < from_b < 0.7  # tasks drawn uniformly, not trials
+    only_a = bufs.sample(20, rng, tasks=["a"])
+    assert (only_a["reward_dense"][:, 0] < 100).all()
+    assert bufs.num_trials == 4
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="capacity"):
+        SequenceBuffer(0, 6, (4, 8, 3), 2)
+    with pytest.raises(ValueError, match="actions"):
+        Trial(np.zeros((6, 4, 8, 3), np.uint8), np.zeros((5, 2)), np.zeros(6), np.zeros(6), np.zeros(2, bool))
+    with pytest.raises(ValueError, match="no trials"):
+        TaskBuffers(2, 6, (4, 8, 3), 2).sample(1, np.random.default_rng(0))

@@ -1,0 +1,62 @@
+"""Trials: the belief is carried across the episodes of a trial and reset between trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from belief.meld.policy import MeldPolicy
+from belief.meld.trials import run_trial
+from tests.belief_meld.conftest import EPISODES, HORIZON
+
+
+def test_online_filter_matches_the_model_on_the_stored_trial(agent, fake_env):
+    """What the acting filter computed step by step equals the model's filtering of the buffered trial:
+    the buffer layout (actions, reward inputs, reset frames) is the one the policy saw."""
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    res = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=0)
+    T = EPISODES * (HORIZON + 1)
+    assert res.trial.images.shape == (T, 16, 32, 3) and res.beliefs.shape == (T, agent.cfg.model.belief_dim)
+    assert res.trial.reward_dense[0] == 0 and res.trial.reward_dense[HORIZON + 1] == 0  # reset frames
+    assert not res.trial.actions[HORIZON].any()  # the "reset action" between episodes
+    with torch.no_grad():
+        post = agent.model.posterior(torch.as_tensor(res.trial.images[None]),
+                                     torch.as_tensor(res.trial.actions[None]),
+                                     torch.as_tensor(res.trial.reward_dense[None]), sample=False)
+    assert np.allclose(agent.model.belief(post)[0].numpy(), res.beliefs, atol=1e-5)
+
+
+def test_belief_carries_over_the_episode_boundary(agent, fake_env):
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    res = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=0)
+    ep2_start = HORIZON + 1
+    # the same first frame of episode 2 filtered from a fresh belief gives a different belief
+    with torch.no_grad():
+        fresh, _ = policy.belief(torch.as_tensor(res.trial.images[ep2_start]), torch.zeros(2), torch.zeros(1),
+                                 policy.initial_state())
+    assert not np.allclose(fresh.numpy(), res.beliefs[ep2_start], atol=1e-4)
+    # and episode 2's beliefs depend on what happened in episode 1 (its rewards)
+    with torch.no_grad():
+        rewards = torch.as_tensor(res.trial.reward_dense[None]).clone()
+        rewards[0, 1:HORIZON + 1] += 5.0
+        post = agent.model.posterior(torch.as_tensor(res.trial.images[None]),
+                                     torch.as_tensor(res.trial.actions[None]), rewards, sample=False)
+    assert not np.allclose(agent.model.belief(post)[0, ep2_start].numpy(), res.beliefs[ep2_start], atol=1e-4)
+
+
+def test_belief_is_reset_between_trials(agent, fake_env):
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    a = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=3)
+    run_trial(fake_env, fake_env.tasks.train[1], policy, EPISODES, "mean", seed=4)  # a different trial between
+    b = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=3)
+    assert np.array_equal(a.beliefs, b.beliefs) and np.array_equal(a.trial.actions, b.trial.actions)
+    assert a.beliefs.shape[0] == EPISODES * (HORIZON + 1)
+
+
+def test_random_and_sampled_trials_and_reward_decoding(agent, fake_env):
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    rnd = run_trial(fake_env, fake_env.tasks.train[0], None, EPISODES, "random", seed=0)
+    assert rnd.beliefs is None and np.abs(rnd.trial.actions).max() <= 1
+    smp = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "sample", seed=0, decode_reward=True)
+    assert smp.reward_mean.shape == smp.reward_var.shape == (EPISODES * (HORIZON + 1),)
+    assert (smp.reward_var > 0).all() and len(smp.episode_success) == EPISODES
