@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = [
     "meldbot.launch.cli",  # launch FILE [name:=value ...]
     "meldbot.rehearse_cli",  # rehearse
+    "meldbot.contract_cli",  # topics
     "sim.cli",  # sim view ENV
     "reset_rig.cli",  # rig status|home|goto TASK
     "drivers.cli",  # arm/camera bring-up checks

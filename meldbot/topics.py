@@ -79,7 +79,7 @@ SCENE_INFO = Topic("scene_camera/camera_info", "sensor_msgs/msg/CameraInfo", Qos
 WRIST_IMAGE = Topic("wrist_camera/image_raw", "sensor_msgs/msg/Image", QosKind.SENSOR, "wrist camera")
 WRIST_INFO = Topic("wrist_camera/camera_info", "sensor_msgs/msg/CameraInfo", QosKind.SENSOR)
 PAIRED_IMAGE = Topic("camera_pair/image_raw", "sensor_msgs/msg/Image", QosKind.SENSOR,
-                     "scene|wrist side by side (H x 2W), both taken within the pairing tolerance; "
+                     "scene and wrist side by side (H x 2W), both taken within the pairing tolerance; "
                      "stamp = the older capture time. The policy's image observation.")
 STATE_OBSERVATION = Topic("observation/state", "std_msgs/msg/Float64MultiArray", QosKind.SENSOR,
                           "low-dimensional observation for state-based policies (twins)")
