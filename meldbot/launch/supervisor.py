@@ -92,8 +92,11 @@ class Supervisor:
     def _print(self, text: str, stream: TextIO | None = None):
         with self.lock:
             stream = stream or self.out
-            stream.write(text + "\n")
-            stream.flush()
+            try:
+                stream.write(text + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # our stdout is gone (closed pipe): keep draining the children
+                pass
 
     def notice(self, label: str, message: str, level: str = "INFO"):
         self._print(f"[{level}] [{label}]: {message}", self.err if level == "ERROR" else self.out)
