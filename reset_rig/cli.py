@@ -128,7 +128,7 @@ def cmd_sensor(args) -> int:
     known = {f.name for f in dataclasses.fields(SuccessSensorConfig)}
     params = {k: v for k, v in params.items() if k in known}
     if args.interface:
-        params["interface"], params["port_interfaces"] = args.interface, []
+        params["interface"], params["port_interfaces"] = args.interface, ""
     if args.sysfs:
         params["sysfs_net"] = args.sysfs
     cfg = SuccessSensorConfig(**params)

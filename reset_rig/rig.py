@@ -248,6 +248,9 @@ class Rig:
 
     def _lost(self, exc: Exception):
         self.driver.close(f"dropped after error: {exc}")
+        # The next open waits a reconnect period: a USB adapter needs time to re-enumerate, and a closed
+        # port must really be seen closed for the board's reset-on-open to happen.
+        self._cache.last_connect_try = time.monotonic()
         self.state, self.homed, self._cache.task_id = DISCONNECTED, False, None
         self._cache.message = f"disconnected: {exc}"
         log.error("rig link lost: %s", exc)

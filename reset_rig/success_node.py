@@ -52,7 +52,7 @@ def _make_node():
             self._error = ""
             self.create_timer(self.cfg.poll_period_s, self._poll)
             self.create_timer(self.cfg.diagnostics_period_s, self._diagnostics)
-            source = self.cfg.interface or ", ".join(self.cfg.port_interfaces) or "probe"
+            source = self.cfg.interface or self.cfg.port_interfaces or "probe"
             self.get_logger().info(f"success sensor on {source}"
                                    f"{' + probe' if self.cfg.use_probe and source != 'probe' else ''}")
 

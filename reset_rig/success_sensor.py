@@ -14,7 +14,7 @@ value has been true for ``debounce_on_s`` and off after false for ``debounce_off
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -27,7 +27,7 @@ class SuccessSensorConfig:
     """Success sensor parameters (config/success_sensor.yaml)."""
 
     interface: str = ""  # NIC that sees the link when the plug is seated ("" = not used)
-    port_interfaces: list[str] = field(default_factory=list)  # "port0=enx001122334455": one NIC per port
+    port_interfaces: str = ""  # "port0=enx0050b6000001,port1=...": one NIC per router port ("" = not used)
     tasks_file: str = ""  # task -> correct port (for port_interfaces); "" = calibration/rig_tasks.yaml
     sysfs_net: str = "/sys/class/net"  # a fake root in tests
     use_probe: bool = False  # also (or only) GRBL's probe pin, as published by the rig node
@@ -45,14 +45,18 @@ class SuccessSensorConfig:
             raise ValueError("set either interface or port_interfaces, not both")
         if not (self.interface or self.port_interfaces or self.use_probe):
             raise ValueError("no success source: set interface, port_interfaces or use_probe")
-        for item in self.port_interfaces:
-            port, sep, ifname = item.partition("=")
-            if not sep or not port or not ifname:
-                raise ValueError(f"port_interfaces entry {item!r} is not 'port=interface'")
+        self.port_map  # noqa: B018 - validates the entries
 
     @property
     def port_map(self) -> dict[str, str]:
-        return dict(item.split("=", 1) for item in self.port_interfaces)
+        """{port: interface} from "port0=enx0,port1=enx1"."""
+        mapping = {}
+        for item in filter(None, (x.strip() for x in self.port_interfaces.split(","))):
+            port, sep, ifname = (x.strip() for x in item.partition("="))
+            if not sep or not port or not ifname:
+                raise ValueError(f"port_interfaces entry {item!r} is not 'port=interface'")
+            mapping[port] = ifname
+        return mapping
 
 
 def read_carrier(interface: str, sysfs_net: str | Path = "/sys/class/net") -> bool:

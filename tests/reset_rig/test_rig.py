@@ -6,7 +6,16 @@ import time
 import numpy as np
 import pytest
 
-from reset_rig.rig import ALARM, DISCONNECTED, IDLE, RigError, RigNotReady, RigStopped, RigTravelError, load_task_table
+from reset_rig.rig import (
+    ALARM,
+    DISCONNECTED,
+    IDLE,
+    RigError,
+    RigNotReady,
+    RigStopped,
+    RigTravelError,
+    load_task_table,
+)
 from reset_rig.settings import format_setting
 from tests.reset_rig.conftest import make_rig
 

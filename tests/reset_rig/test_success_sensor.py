@@ -53,7 +53,7 @@ def test_missing_interface_is_a_clear_error(tmp_path):
 
 def test_port_interfaces_only_the_current_tasks_port_counts(tmp_path):
     ports = task_ports_from_table()
-    cfg = SuccessSensorConfig(port_interfaces=[f"port{k}=enx{k}" for k in range(4)], sysfs_net=str(tmp_path),
+    cfg = SuccessSensorConfig(port_interfaces=",".join(f"port{k}=enx{k}" for k in range(4)), sysfs_net=str(tmp_path),
                               debounce_on_s=0.0, debounce_off_s=0.0)
     for k in range(4):
         set_carrier(tmp_path, f"enx{k}", False)
@@ -85,6 +85,6 @@ def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="no success source"):
         SuccessSensorConfig()
     with pytest.raises(ValueError, match="not 'port=interface'"):
-        SuccessSensorConfig(port_interfaces=["port0"])
+        SuccessSensorConfig(port_interfaces="port0")
     with pytest.raises(ValueError, match="combine"):
         SuccessSensorConfig(interface="eth0", combine="most")
