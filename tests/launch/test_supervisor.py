@@ -32,11 +32,11 @@ def start_launch(ros_graph, tmp_path, *launch_args):
     return ros_graph.start(argv, "launch"), scratch
 
 
-def interrupt_when_ready(ros_graph, tmp_path, *launch_args) -> str:
-    """Launch alpha and beta, Ctrl-C the runner once both are up; returns the runner's output."""
+def interrupt_when_ready(ros_graph, tmp_path, *launch_args, sig=signal.SIGINT) -> str:
+    """Launch alpha and beta, Ctrl-C (or `sig`) the runner once both are up; returns the runner's output."""
     runner, scratch = start_launch(ros_graph, tmp_path, *launch_args)
     wait_until(lambda: all((scratch / f"{n}.ready").exists() for n in ("alpha", "beta")), what="children ready")
-    runner.signal(signal.SIGINT)  # what a Ctrl-C in the terminal delivers to the runner
+    runner.signal(sig)  # SIGINT: what a Ctrl-C in the terminal delivers to the runner
     assert runner.wait(60) == 0
     return runner.output()
 
@@ -77,8 +77,9 @@ def test_output_screen_is_prefixed_and_log_goes_to_file(ros_graph, tmp_path):
     assert "beta ready" in beta_log and "beta says hello on stderr" in beta_log
 
 
-def test_a_child_ignoring_sigint_gets_sigterm(ros_graph, tmp_path):
-    out = interrupt_when_ready(ros_graph, tmp_path, "stubborn:=true")
+def test_sigterm_to_runner_and_a_child_ignoring_sigint_gets_sigterm(ros_graph, tmp_path):
+    out = interrupt_when_ready(ros_graph, tmp_path, "stubborn:=true", sig=signal.SIGTERM)
+    assert "caught SIGTERM: shutting down" in out
     assert "[alpha-1] alpha got SIGINT" in out
     assert "[WARN] [alpha-1]: sending SIGTERM (still running)" in out
     assert "[alpha-1] alpha got SIGTERM" in out
