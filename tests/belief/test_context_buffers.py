@@ -3,8 +3,12 @@ import pytest
 import torch
 
 from belief.buffers import DemoBuffer, MultiTaskReplay, ReplayBuffer, context_array
-from belief.context_encoder import (ContextEncoder, kl_to_standard_normal, product_of_gaussians,
-                                    stats_to_posterior)
+from belief.context_encoder import (
+    ContextEncoder,
+    kl_to_standard_normal,
+    product_of_gaussians,
+    stats_to_posterior,
+)
 
 
 def _path(n, obs_dim=2, act_dim=1, ret=0.0, success=False, value=0.0):
