@@ -539,18 +539,20 @@ def _check_value(tag: str, key: str, kind: str, value, at: Location):
         if kind == "subst":
             _check_syntax(value, at)
     elif kind in ("bool", "float"):
-        ok = (bool,) if kind == "bool" else (int, float)
         if isinstance(value, str):
             _check_syntax(value, at)
-        elif not isinstance(value, ok) or (kind == "float" and isinstance(value, bool)):
-            raise LaunchError(f"attribute '{key}' of '{tag}' must be a {kind}, got {value!r}", at)
+        elif type(value) is not (bool if kind == "bool" else float):  # an int is no float to launch_yaml
+            example = "true" if kind == "bool" else f"{float(value) if isinstance(value, int) else 1.0}"
+            raise LaunchError(f"attribute '{key}' of '{tag}' must be a YAML {kind} or string, got "
+                              f"{type(value).__name__} {value!r} (write {example})", at)
     elif kind == "value":
         items = value if isinstance(value, list) else [value]
         if not items and isinstance(value, list):
             return
         if any(isinstance(v, (dict, list)) or v is None for v in items):
             raise LaunchError(f"attribute '{key}' of '{tag}' must be a scalar or a list of scalars, got {value!r}", at)
-        if len({type(v) for v in items}) > 1:
+        kinds = {type(v) for v in items}
+        if len(kinds) > 2 or (len(kinds) == 2 and str not in kinds):  # as launch's is_instance_of_valid_type
             raise LaunchError(f"attribute '{key}' of '{tag}' mixes types in a list: {value!r}", at)
         for v in items:
             if isinstance(v, str):

@@ -250,7 +250,7 @@ def test_process_attributes(write):
             output: screen
             on_exit: shutdown
             sigterm_timeout: "2.5"
-            sigkill_timeout: 1
+            sigkill_timeout: 1.0
         - executable: {{cmd: echo, name: required}}
         """)
     plan = load_plan(f)
@@ -287,6 +287,8 @@ def test_show_args_lists_groups_and_includes(write):
     ("- arg:\n    name: rate\n    default: 5\n", 4, r"attribute 'default' of 'arg' must be a YAML string, got int 5: "
                                                      r"quote it \('5'\)"),
     ("- executable:\n    cmd: echo\n    if: true\n", 4, r"attribute 'if' of 'executable' must be a YAML string"),
+    ("- executable:\n    cmd: echo\n    sigterm_timeout: 3\n", 4,
+     r"attribute 'sigterm_timeout' of 'executable' must be a YAML float or string, got int 3 \(write 3.0\)"),
     ("- executable:\n    cmd: echo $(var x\n", 3, r"bad substitution .*missing '\)'"),
     ("- executable:\n    cmd: echo $(var undefined_thing)\n", 3, r"launch configuration 'undefined_thing' does not exist"),
     ("- node: {pkg: nav2_bringup, exec: bt_navigator}\n", 2,
