@@ -198,6 +198,9 @@ def _make_node():
             snap = self.rig.snapshot()
             if not force and snap.state == self._last_diag_state:
                 return
+            if snap.state != self._last_diag_state:
+                log = self.get_logger().info if DIAG_LEVEL[snap.state] == "ok" else self.get_logger().error
+                log(f"rig {snap.state}: {snap.message}")
             self._last_diag_state = snap.state
             values = {"state": snap.state, "homed": snap.homed, "grbl_state": snap.grbl_state,
                       "rail_mm": "" if snap.rail_mm is None else f"{snap.rail_mm:.3f}",
