@@ -330,3 +330,15 @@ def test_unknown_command_line_argument_warns(write):
     plan = load_plan(f, {"polcy": "/tmp/p.ts"})
     assert any("argument 'polcy' given on the command line is not declared" in w for w in plan.warnings)
     assert not load_plan(f, {"policy": "y"}).warnings
+
+
+def test_group_as_a_plain_list_like_the_ros_tutorial(write):
+    f = write("t.launch.yaml", """
+        launch:
+        - group:
+          - push_ros_namespace: {namespace: turtlesim2}
+          - node: {pkg: meldbot, exec: pymunk_twin, name: sim}
+        - node: {pkg: meldbot, exec: pymunk_twin, name: sim2}
+        """)
+    first, second = load_plan(f).processes
+    assert "__ns:=/turtlesim2" in first.argv and not any(a.startswith("__ns:=") for a in second.argv)
