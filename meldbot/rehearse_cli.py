@@ -40,7 +40,8 @@ def run(args) -> int:
     env = dict(os.environ)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     launch_file = package_share() / "launch" / "rehearsal.launch.yaml"
-    argv = [sys.executable, "-m", "meldbot.cli", "launch", str(launch_file), f"policy:={policy}",
+    argv = [sys.executable, "-m", "meldbot.cli", "launch", str(launch_file), "--log-dir", str(out_dir / "logs"),
+            f"policy:={policy}",
             f"out_dir:={out_dir}", f"tasks:={args.tasks}", f"episodes:={args.episodes}",
             f"episode_steps:={args.episode_steps}", *args.launch_args]
     print(f"rehearsal: policy {policy}\nrehearsal: output {out_dir}", flush=True)
@@ -52,7 +53,7 @@ def run(args) -> int:
     _report_recording(out_dir / "rehearsal.mcap")
     summary = out_dir / "summary.txt"
     if code == 0 and summary.is_file():
-        print(f"rehearsal: done; journal {out_dir / 'journal.json'}, summary {summary}")
+        print(f"rehearsal: done; journal {out_dir / 'journal.json'}, summary {summary}, logs {out_dir / 'logs'}")
     return code
 
 
