@@ -30,8 +30,18 @@ class FamilyTwin:
         self.seed = int(seed)
         self.resets = 0
         self.info: dict = {}
-        self.task: Task = self.task_set.by_id(initial_task) if initial_task else self.task_set.train[0]
+        self.task: Task = self.resolve(initial_task) if initial_task else self.task_set.train[0]
         self.home()
+
+    def resolve(self, task_id: str) -> Task:
+        """The task with this id; a single family also accepts the id without its prefix (test-03),
+        which is what the foundation's trial runner sends by default."""
+        try:
+            return self.task_set.by_id(task_id)
+        except KeyError:
+            if self.family == "multi2d" or task_id.startswith(f"{self.family}-"):
+                raise
+            return self.task_set.by_id(f"{self.family}-{task_id}")
 
     @property
     def control_dt(self) -> float:
@@ -47,7 +57,7 @@ class FamilyTwin:
 
     def set_task(self, task_id: str) -> None:
         """Move to task `task_id` (KeyError naming the known ids if it is not in the task set)."""
-        self.task = self.task_set.by_id(task_id)
+        self.task = self.resolve(task_id)
         self.home()
 
     def home(self) -> None:
