@@ -20,7 +20,7 @@ import pymunk
 
 from sim.pymunk2d import families as fam
 from sim.pymunk2d.kinematics import dls_joint_velocities, inverse
-from sim.pymunk2d.render import ARM_COLOR, GOAL_COLOR, PLANAR_VIEW, TOOL_COLOR, draw_scene
+from sim.pymunk2d.render import ARM_COLOR, PLANAR_VIEW, TOOL_COLOR, draw_scene
 from sim.pymunk2d.robot import PlanarArm
 from sim.pymunk2d.task_sets import make_task_set
 from sim.tasks import Task, TaskSet, check_action
@@ -219,29 +219,17 @@ class Planar2DEnv(gym.Env):
         return None
 
 
-class Reach2DEnv(Planar2DEnv):
+def _family_env(family: str, name: str) -> type[Planar2DEnv]:
+    """A Planar2DEnv subclass fixed to one family: Gymnasium entry points name a class."""
+
     def __init__(self, **kwargs):
-        super().__init__(family="reach2d", **kwargs)
+        Planar2DEnv.__init__(self, family=family, **kwargs)
+
+    return type(name, (Planar2DEnv,), {"__init__": __init__, "__doc__": f"Planar2DEnv(family={family!r})"})
 
 
-class Stick2DEnv(Planar2DEnv):
-    def __init__(self, **kwargs):
-        super().__init__(family="stick2d", **kwargs)
-
-
-class Peg2DEnv(Planar2DEnv):
-    def __init__(self, **kwargs):
-        super().__init__(family="peg2d", **kwargs)
-
-
-class Key2DEnv(Planar2DEnv):
-    def __init__(self, **kwargs):
-        super().__init__(family="key2d", **kwargs)
-
-
-class Multi2DEnv(Planar2DEnv):
-    def __init__(self, **kwargs):
-        super().__init__(family="multi2d", **kwargs)
-
-
-GOAL_MARKER_COLOR = GOAL_COLOR
+Reach2DEnv = _family_env("reach2d", "Reach2DEnv")
+Stick2DEnv = _family_env("stick2d", "Stick2DEnv")
+Peg2DEnv = _family_env("peg2d", "Peg2DEnv")
+Key2DEnv = _family_env("key2d", "Key2DEnv")
+Multi2DEnv = _family_env("multi2d", "Multi2DEnv")

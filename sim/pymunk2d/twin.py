@@ -39,9 +39,11 @@ class FamilyTwin:
         try:
             return self.task_set.by_id(task_id)
         except KeyError:
-            if self.family == "multi2d" or task_id.startswith(f"{self.family}-"):
-                raise
-            return self.task_set.by_id(f"{self.family}-{task_id}")
+            if self.family != "multi2d":
+                short = {t.task_id: t for t in self.task_set.train + self.task_set.test}
+                if f"{self.family}-{task_id}" in short:
+                    return short[f"{self.family}-{task_id}"]
+            raise
 
     @property
     def control_dt(self) -> float:
