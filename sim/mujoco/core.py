@@ -158,9 +158,14 @@ class ArmSim:
         mujoco.mj_forward(m, d)  # sites, contacts and cameras at the final state
 
     # --- cameras ----------------------------------------------------------------------------------
-    def render(self, camera: str, height: int, width: int) -> np.ndarray:
+    @staticmethod
+    def check_image_size(height: int, width: int) -> None:
         if not (0 < height <= MAX_IMAGE[0] and 0 < width <= MAX_IMAGE[1]):
             raise ValueError(f"image size {height}x{width} outside 1..{MAX_IMAGE[0]}x1..{MAX_IMAGE[1]}")
+
+    def render(self, camera: str, height: int, width: int) -> np.ndarray:
+        """One camera image (uint8 HxWx3). Renderers are made lazily, in the thread that renders."""
+        self.check_image_size(height, width)
         renderer = self._renderers.get((height, width))
         if renderer is None:
             renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
