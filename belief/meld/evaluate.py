@@ -164,15 +164,22 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     return table
 
 
+def eval_command(args) -> int:
+    """`meldbot eval CHECKPOINT` for MELD checkpoints (held-out tasks, per episode index)."""
+    paths = getattr(args, "checkpoints", None) or [args.checkpoint]
+    for path in paths:
+        evaluate_checkpoint(path, getattr(args, "trials", None) or 1, getattr(args, "tasks", None) or 0,
+                            getattr(args, "out", None))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m belief.meld.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--trials", type=int, default=1, help="trials per held-out task")
     p.add_argument("--tasks", type=int, default=0, help="number of held-out tasks (0 = all)")
     p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    evaluate_checkpoint(args.checkpoint, args.trials, args.tasks, args.out)
-    return 0
+    return eval_command(p.parse_args(argv))
 
 
 if __name__ == "__main__":

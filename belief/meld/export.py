@@ -39,3 +39,41 @@ def export_policy(policy: MeldPolicy, meta: PolicyMetadata, path: str | Path) ->
     for p in module.parameters():
         p.requires_grad_(False)
     return save_policy(module, meta, path)
+
+
+def export_checkpoint(checkpoint: str | Path, output: str | Path) -> Path:
+    """Rebuild the agent from a MELD checkpoint and export its deterministic per-step policy."""
+    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.agent import AgentConfig, MeldAgent
+
+    state = load_checkpoint(checkpoint)
+    if state.get("algo") != "meld":
+        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+    cfg = AgentConfig(**state["config"]["agent"])
+    env_meta = state["env_meta"]
+    agent = MeldAgent(cfg, env_meta["episodes"], env_meta["horizon"])
+    agent.load_state_dict(state["agent"], weights_only=True)
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    meta = build_metadata(cfg, env_meta, policy.state_dim)
+    meta.model_version = f"{MODEL_VERSION}-{env_meta['env']}-{state['counters']['env_steps']}steps"
+    return export_policy(policy, meta, output)
+
+
+def export_command(args) -> int:
+    """`meldbot export CHECKPOINT -o policy.ts|policy.pt2` for MELD checkpoints."""
+    path = export_checkpoint(args.checkpoint, args.output)
+    print(f"exported MELD policy to {path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m belief.meld.export", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True, help="policy.ts or policy.pt2")
+    return export_command(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

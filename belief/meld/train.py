@@ -95,43 +95,17 @@ class TrainConfig:
 
 
 # --- environment ------------------------------------------------------------------------------------
-def make_env(name: str, **kwargs):
-    """Gymnasium env from a short name (widowx_cable) or an id, with image observations."""
-    import gymnasium as gym
+def make_env(name: str, seed: int = 0, **kwargs):
+    """Gymnasium env by short name (belief.registry), with image observations."""
+    from belief.registry import make_env as registry_make_env
 
-    import sim
-
-    env_id = name if "/" in name else None
-    if env_id is None:
-        for module in ("sim.mujoco.registration", "sim.pymunk2d.registration"):
-            try:
-                names = __import__(module, fromlist=["SHORT_NAMES"]).SHORT_NAMES
-            except (ImportError, AttributeError):
-                continue
-            env_id = names.get(name, env_id)
-        if env_id is None:
-            raise ValueError(f"unknown environment {name!r} (no SHORT_NAMES entry in sim registrations)")
-    del sim
-    return gym.make(env_id, image_obs=True, **kwargs)
+    return registry_make_env(name, seed=seed, image_obs=True, **kwargs)
 
 
 def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0):
-    import importlib
+    from belief.registry import make_task_set as registry_task_set
 
-    import sim
-
-    sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v}
-    if hasattr(sim, "make_task_set"):
-        return sim.make_task_set(name, seed=seed, **sizes)
-    for module in ("sim.mujoco.registration", "sim.pymunk2d.registration"):
-        try:
-            table = importlib.import_module(module).TASK_SETS
-        except (ImportError, AttributeError):
-            continue
-        if name in table:
-            mod, fn = table[name].split(":")
-            return getattr(importlib.import_module(mod), fn)(seed=seed, **sizes)
-    raise ValueError(f"no task set for environment {name!r}")
+    return registry_task_set(name, seed=seed, **{k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v})
 
 
 def env_metadata(env, name: str, episodes: int) -> dict:
@@ -183,7 +157,7 @@ class Trainer:
             torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.env = env if env is not None else make_env(cfg.env, **cfg.env_kwargs)
+        self.env = env if env is not None else make_env(cfg.env, cfg.seed, **cfg.env_kwargs)
         self.tasks = task_set if task_set is not None else make_task_set(
             cfg.env, cfg.seed, cfg.n_train_tasks, cfg.n_test_tasks)
         self.train_tasks = list(self.tasks.train[:1] if cfg.single_task else self.tasks.train)
@@ -341,26 +315,30 @@ def train(cfg: TrainConfig, run_dir, resume: bool = False, env=None, task_set=No
     return Trainer(cfg, run_dir, env, task_set).run(resume)
 
 
+def train_command(args) -> int:
+    """`meldbot train --algo meld --env widowx_cable [--config FILE] [--out DIR] [--resume] [--device cuda]`."""
+    config = getattr(args, "config", None) or "config/train_meld.yaml"
+    cfg = TrainConfig.from_yaml(config, env=getattr(args, "env", None), device=getattr(args, "device", None),
+                                seed=getattr(args, "seed", None))
+    out = getattr(args, "out", None) or getattr(args, "run_dir", None) or f"runs/meld_{cfg.env}_s{cfg.seed}"
+    result = train(cfg, out, resume=bool(getattr(args, "resume", False)))
+    print(f"MELD run in {out}: last evaluation {result}")
+    return 0
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="config/train_meld.yaml", help="YAML TrainConfig")
     p.add_argument("--env", default=None, help="environment short name (overrides the config)")
-    p.add_argument("--run-dir", default=None, help="output folder (default runs/meld/<config name>)")
+    p.add_argument("--out", "--run-dir", dest="out", default=None, help="output folder (default runs/meld_<env>_s<seed>)")
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
 
 
-def run_from_args(args) -> int:
-    cfg = TrainConfig.from_yaml(args.config, env=args.env, device=args.device, seed=args.seed)
-    run_dir = args.run_dir or f"runs/meld/{Path(args.config).stem}"
-    train(cfg, run_dir, resume=args.resume)
-    return 0
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m belief.meld.train", description=__doc__.splitlines()[0])
     add_arguments(p)
-    return run_from_args(p.parse_args(argv))
+    return train_command(p.parse_args(argv))
 
 
 if __name__ == "__main__":
