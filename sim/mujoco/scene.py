@@ -34,7 +34,7 @@ def scene_xml(name: str, bodies: str, actuators: str, scene_camera: tuple, times
   <option timestep="{timestep}" integrator="implicitfast"/>
   <visual>
     <global offwidth="{MAX_IMAGE[1]}" offheight="{MAX_IMAGE[0]}"/>
-    <quality shadowsize="0"/>
+    <quality shadowsize="0" offsamples="0"/>  <!-- no MSAA: 64 px frames cost ~3 ms, not ~20 ms, in software EGL -->
     <headlight ambient="0.35 0.35 0.35" diffuse="0.4 0.4 0.4"/>
   </visual>
   <asset>
