@@ -119,3 +119,44 @@ def test_kinematics_jacobian_ik_and_dls():
     assert np.max(np.abs(fast)) == pytest.approx(geom.joint_velocity_limit)
     with pytest.raises(ValueError, match="reach"):
         kin.inverse(geom, [3.0, 0.0, 0.0])
+
+
+class _CameraPairEnv(gym.Env):
+    """A stand-in for the MuJoCo twins: no render(), a 64x128 render_cameras() pair."""
+
+    action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    observation_space = gym.spaces.Box(0, 255, (64, 128, 3), np.uint8)
+    episode_steps = 5
+
+    def __init__(self, render_mode=None):
+        self.render_mode, self.t = render_mode, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.render_cameras(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.render_cameras(), 0.0, False, self.t >= 5, {"success": self.t >= 3}
+
+    def render_cameras(self):
+        img = np.zeros((64, 128, 3), np.uint8)
+        img[:, : 20 * self.t] = 200
+        return img
+
+    def expert_action(self):
+        return np.zeros(2, np.float32)
+
+
+def test_viewer_uses_render_cameras_when_an_env_has_them(tmp_path):
+    from sim.viewer import view
+
+    gym.register("meldbot/TestCameraPair-v0", entry_point=_CameraPairEnv)
+    try:
+        result = view("meldbot/TestCameraPair-v0", out_dir=tmp_path, strip_frames=3)
+    finally:
+        gym.registry.pop("meldbot/TestCameraPair-v0")
+    assert result["success"] and result["video"].is_file()
+    strip = cv2.imread(str(result["strip"]))
+    assert strip.shape == (256, 3 * 512 + 2 * 2, 3)  # the pair upscaled 4x, three frames
