@@ -93,6 +93,10 @@ class MujocoTaskEnv(gym.Env):
             return self.sim.render_pair(*self.render_size)
         return None
 
+    def render_cameras(self) -> np.ndarray:
+        """The scene | wrist pair at the observation size (what an image policy sees)."""
+        return self.sim.render_pair(self.image_size, self.image_size)
+
     def close(self):
         self.sim.close()
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 NEUTRAL = np.array([0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161])  # intera's neutral pose
 DOWN = np.diag([1.0, -1.0, -1.0])  # tool z pointing down
-WRIST_CAM = '<camera name="wrist" pos="0.07 0 -0.02" xyaxes="1 0 0 0 -1 0" fovy="80"/>'
-SCENE_CAMERA = ((1.25, -0.75, 0.85), (0.55, 0.0, 0.12), 50)
+WRIST_CAM = '<camera name="wrist" pos="0.07 0 0.03" xyaxes="1 0 0 0 -1 0" fovy="80"/>'
+SCENE_CAMERA = ((1.05, -0.6, 0.65), (0.5, 0.0, 0.12), 50)
 
 REACH_BOX = (np.array([0.45, -0.25, 0.08]), np.array([0.75, 0.25, 0.35]))
 REACH_RADIUS = 0.05
