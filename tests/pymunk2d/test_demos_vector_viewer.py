@@ -124,6 +124,7 @@ def test_kinematics_jacobian_ik_and_dls():
 class _CameraPairEnv(gym.Env):
     """A stand-in for the MuJoCo twins: no render(), a 64x128 render_cameras() pair."""
 
+    metadata = {"render_modes": ["rgb_array"]}
     action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
     observation_space = gym.spaces.Box(0, 255, (64, 128, 3), np.uint8)
     episode_steps = 5

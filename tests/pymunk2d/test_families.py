@@ -203,3 +203,4 @@ def test_gymnasium_env_checker_passes():
 
     for short in ALL:
         check_env(make(short), skip_render_check=True)
+        check_env(make(short, image_obs=True), skip_render_check=True)

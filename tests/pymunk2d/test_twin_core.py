@@ -25,7 +25,9 @@ def test_twin_core_matches_in_process_env(family):
     obs = twin.state_observation()
     assert obs.shape == (7,)
     np.testing.assert_array_equal(obs[4:], env.arm.joint_positions())
-    assert twin.render_pair().shape == (64, 128, 3)
+    pair = twin.render_pair()
+    assert pair.shape == (64, 128, 3)
+    np.testing.assert_array_equal(pair[:, :64], env.render_image(64))  # the camera = the image observation
 
 
 def test_policy_can_run_the_env_ik_from_the_twin_observation():
