@@ -33,8 +33,10 @@ class MujocoTwinConfig:
     env: str = "widowx_cable"  # widowx_cable | sawyer_reach | sawyer_peg
     physics_rate_hz: float = 50.0  # joint_states rate; each tick advances physics by 1/rate s
     camera_rate_hz: float = 5.0
-    image_height: int = 240
+    image_height: int = 240  # scene_camera / wrist_camera image_raw size
     image_width: int = 320
+    pair_height: int = 64  # camera_pair/image_raw: the policy's observation, rendered at its own size
+    pair_width: int = 64  # per camera (the pair is pair_height x 2*pair_width), as in the Gymnasium env
     command_timeout_s: float = 0.5  # watchdog: no command for this long -> zero velocity
     servo_hz: float = 250.0
     task_seed: int = 0
@@ -95,6 +97,7 @@ class MujocoTwinNode(Node):
         try:
             self.sim = ArmSim(self.family.build_xml(), self.arm, servo_hz=c.servo_hz, rig=self.family.rig)
             self.sim.check_image_size(c.image_height, c.image_width)
+            self.sim.check_image_size(c.pair_height, c.pair_width)
         except ValueError as exc:
             raise SystemExit(f"mujoco_twin: {exc}") from exc
         self.task_set = self.family.make_task_set(seed=c.task_seed)
@@ -329,7 +332,7 @@ class MujocoTwinNode(Node):
             if arrived:
                 self.pending_task = None
             render = self._ticks % self._camera_every == 0
-            pair = self.sim.render_pair(self.config.image_height, self.config.image_width) if render else None
+            images = self._render() if render else None
         now = self.get_clock().now().nanoseconds * 1e-9
         names, positions, velocities = self._joint_state(q, qdot, fingers)
         self.pubs[topics.JOINT_STATES].publish(topics.joint_state_msg(names, positions, velocities, stamp_s=now))
@@ -342,8 +345,8 @@ class MujocoTwinNode(Node):
                 topics.joint_state_msg(rig.spec.joint_names, rig_state[0], rig_state[1], stamp_s=now))
         if arrived:
             self._publish_task_current()
-        if pair is not None:
-            self._publish_images(pair, now)
+        if images is not None:
+            self._publish_images(*images, now)
         if self._ticks % self._diag_every == 0:
             self._publish_diagnostics(result)
         self._ticks += 1
@@ -358,15 +361,26 @@ class MujocoTwinNode(Node):
             velocities += [0.0] * (1 + len(fingers))
         return names, positions, velocities
 
-    def _publish_images(self, pair: np.ndarray, now: float):
+    def _render(self):
+        """(scene, wrist, pair) of one instant. The pair is rendered directly at the policy's size
+        (not downscaled) so it matches what the Gymnasium env showed in training pixel for pixel."""
         c = self.config
-        frame = c.frame_id
-        w = c.image_width
-        self.pubs[topics.PAIRED_IMAGE].publish(topics.image_to_msg(pair, now, frame))
-        for image, info, name, view in ((topics.SCENE_IMAGE, topics.SCENE_INFO, "scene", pair[:, :w]),
-                                        (topics.WRIST_IMAGE, topics.WRIST_INFO, "wrist", pair[:, w:])):
-            self.pubs[image].publish(topics.image_to_msg(np.ascontiguousarray(view), now, f"{name}_camera"))
-            self.pubs[info].publish(camera_info_msg(c.image_height, w, self._fovy[name], now, f"{name}_camera"))
+        scene = self.sim.render("scene", c.image_height, c.image_width)
+        wrist = self.sim.render("wrist", c.image_height, c.image_width)
+        if (c.pair_height, c.pair_width) == (c.image_height, c.image_width):
+            pair = np.concatenate([scene, wrist], axis=1)
+        else:
+            pair = self.sim.render_pair(c.pair_height, c.pair_width)
+        return scene, wrist, pair
+
+    def _publish_images(self, scene: np.ndarray, wrist: np.ndarray, pair: np.ndarray, now: float):
+        c = self.config
+        self.pubs[topics.PAIRED_IMAGE].publish(topics.image_to_msg(pair, now, c.frame_id))
+        for image, info, name, view in ((topics.SCENE_IMAGE, topics.SCENE_INFO, "scene", scene),
+                                        (topics.WRIST_IMAGE, topics.WRIST_INFO, "wrist", wrist)):
+            self.pubs[image].publish(topics.image_to_msg(view, now, f"{name}_camera"))
+            self.pubs[info].publish(camera_info_msg(c.image_height, c.image_width, self._fovy[name], now,
+                                                    f"{name}_camera"))
 
     def _publish_diagnostics(self, result: dict):
         values = {"task": self.task.task_id, "torque": self.torque_enabled, "success": result["success"],

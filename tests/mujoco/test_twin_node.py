@@ -18,7 +18,7 @@ ARM_JOINTS = ["waist", "shoulder", "elbow", "wrist_angle", "wrist_rotate"]
 def test_twin_node_publishes_contract_and_obeys_task_protocol(ros_graph):
     from std_msgs.msg import String
 
-    params = {"camera_rate_hz": 2.0, "image_height": 48, "image_width": 64, "command_timeout_s": 0.4}
+    params = {"camera_rate_hz": 2.0, "image_height": 48, "image_width": 80, "command_timeout_s": 0.4}
     joints = ros_graph.subscribe(topics.JOINT_STATES, namespace="arm")
     pair = ros_graph.subscribe(topics.PAIRED_IMAGE, namespace="arm")
     wrist = ros_graph.subscribe(topics.WRIST_IMAGE, namespace="arm")
@@ -34,9 +34,9 @@ def test_twin_node_publishes_contract_and_obeys_task_protocol(ros_graph):
     assert list(js.name)[:6] == ARM_JOINTS + ["gripper"]
     assert len(js.position) == len(js.name) == len(js.velocity)
     image = pair.wait(1, timeout=60)[0]
-    assert (image.height, image.width, image.encoding) == (48, 128, "rgb8")
+    assert (image.height, image.width, image.encoding) == (64, 128, "rgb8")  # the policy's observation
     assert topics.msg_to_image(image).std() > 5
-    assert (wrist.wait(1, timeout=30)[0].width, info.wait(1, timeout=30)[0].k[0] > 0) == (64, True)
+    assert (wrist.wait(1, timeout=30)[0].width, info.wait(1, timeout=30)[0].k[0] > 0) == (80, True)
     assert success.wait(1, timeout=30)[0].data is False
     assert shaped.wait(1, timeout=30)[0].data < 0 and sparse.wait(1, timeout=30)[0].data == 0.0
     assert current.wait(1, timeout=30, predicate=lambda m: m.data == "train-00")
