@@ -59,7 +59,7 @@ def _make_node():
             self._desired: str | None = None  # the task the rig should be at (None: operator control)
             self._failed: tuple[str, int] | None = None  # (task, home_count) of the last failed attempt
             self._published_task: str | None = None
-            self._last_diag_state: str | None = None
+            self._last_diag_state = DISCONNECTED  # the start state: only changes are logged
             self._String, self._Bool = String, Bool
 
             self.pub_joints = topics.create_publisher(self, topics.RIG_JOINT_STATES)
@@ -199,8 +199,10 @@ def _make_node():
             if not force and snap.state == self._last_diag_state:
                 return
             if snap.state != self._last_diag_state:
-                log = self.get_logger().info if DIAG_LEVEL[snap.state] == "ok" else self.get_logger().error
-                log(f"rig {snap.state}: {snap.message}")
+                if DIAG_LEVEL[snap.state] == "ok":  # rclpy wants one severity per call site
+                    self.get_logger().info(f"rig {snap.state}: {snap.message}")
+                else:
+                    self.get_logger().error(f"rig {snap.state}: {snap.message}")
             self._last_diag_state = snap.state
             values = {"state": snap.state, "homed": snap.homed, "grbl_state": snap.grbl_state,
                       "rail_mm": "" if snap.rail_mm is None else f"{snap.rail_mm:.3f}",

@@ -129,6 +129,7 @@ def test_stop_holds_then_resets_keeping_position(rig, emulator):
         except RigStopped as exc:
             result["stopped"] = exc
 
+    emulator.time_scale = 1.0  # a real-speed 5 s move: the stop surely lands mid-way, however loaded the machine
     t = threading.Thread(target=move)
     t.start()
     wait_for(lambda: emulator.state == "Run")
@@ -138,6 +139,7 @@ def test_stop_holds_then_resets_keeping_position(rig, emulator):
     x = emulator.mpos[0]
     assert -98.0 < x < -8.0  # stopped part way
     assert "\x18" in emulator.received_text() and "!" in emulator.received_text()
+    emulator.time_scale = 25.0
     assert rig.move_to(20.0, 0.0).state == IDLE  # position kept: no re-homing needed
 
 
@@ -186,3 +188,28 @@ def test_task_table_matches_the_mujoco_cable_twin():
         assert rig_task.rail_mm == pytest.approx(50.0 + 1000 * t.params["rail"], abs=1e-3)
         assert rig_task.rotation_deg == pytest.approx(np.degrees(t.params["rotation"]), abs=1e-3)
         assert rig_task.port == f"port{t.params['port']}"
+
+
+def test_soft_limit_alarm_keeps_position_so_unlock_is_allowed(rig, emulator):
+    rig.connect()
+    rig.move_to(30.0, 0.0)
+    with pytest.raises(Exception, match="ALARM:2"):
+        rig.driver.command("G90 G53 G1 X5 F100")  # beyond GRBL's soft limit, bypassing the rig's check
+    snap = rig.poll()
+    assert snap.state == ALARM and snap.alarm_code == 2 and snap.homed
+    homings = emulator.homings
+    assert rig.unlock().state == IDLE  # soft reset (Reset to continue), then $X: no re-homing needed
+    assert emulator.lines[-1] == "$X" and emulator.homings == homings
+    assert rig.move_to(31.0, 0.0).rail_mm == pytest.approx(31.0, abs=1e-3)
+
+
+def test_work_position_reports_are_converted_with_wco(emulator):
+    emulator.settings[10] = 0  # report WPos (+ WCO every 10th report)
+    rig = make_rig(emulator.port, check_settings=False)
+    try:
+        rig.connect()
+        snap = rig.goto_task("test-02")
+        assert snap.rail_mm == pytest.approx(rig.tasks["test-02"].rail_mm, abs=1e-3)
+        assert rig.driver.last_status.wpos is not None
+    finally:
+        rig.close()

@@ -4,6 +4,7 @@ import math
 import time
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
 from std_msgs.msg import String
 
 from meldbot import topics
@@ -51,7 +52,7 @@ def test_rig_node_answers_task_requests_and_publishes_joint_states(ros_graph, em
     assert "refused, nothing sent" in node.output()
 
 
-def test_rig_node_reconnects_rehomes_and_returns_to_the_requested_task(ros_graph, emulator):
+def test_rig_node_recovers_from_disconnect_and_alarm_and_returns_to_the_requested_task(ros_graph, emulator):
     current = ros_graph.subscribe(topics.TASK_CURRENT)
     ros_graph.start_node("reset_rig", params={"port": emulator.port, **RIG_PARAMS})
     request = ros_graph.publisher(topics.TASK_REQUEST)
@@ -63,6 +64,18 @@ def test_rig_node_reconnects_rehomes_and_returns_to_the_requested_task(ros_graph
     emulator.replug()
     current.wait(1, timeout=60, predicate=lambda m: m.data == "train-07")
     assert emulator.homings == 2
+
+    # a hard limit mid-move: reported as an alarm, the task is not announced, moves wait for homing
+    diags = ros_graph.subscribe(topics.DIAGNOSTICS)
+    emulator.trip_limit_during_next_move(0.5)
+    request.publish(String(data="train-08"))
+    alarm = diags.wait(1, timeout=60, predicate=lambda m: any("ALARM:1 (Hard limit" in s.message for s in m.status))
+    assert alarm[0].status[0].level == DiagnosticStatus.ERROR
+    assert all(m.data != "train-08" for m in current.messages)
+    reply = ros_graph.call(topics.RIG_HOME, timeout=60)
+    assert reply.success, reply.message
+    current.wait(1, timeout=60, predicate=lambda m: m.data == "train-08")  # resumes the requested task
+    assert emulator.mpos[0] == pytest.approx(-98.0 + load_task_table()["train-08"].rail_mm, abs=1e-3)
 
 
 def test_success_node_publishes_debounced_success_from_carrier(ros_graph, tmp_path):
