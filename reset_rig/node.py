@@ -86,8 +86,11 @@ def _make_node():
                 try:
                     fn, fut = self._jobs.get(timeout=self.cfg.poll_period_s)
                 except queue.Empty:
-                    self.rig.tick()
-                    self._pursue_task()
+                    try:
+                        self.rig.tick()
+                        self._pursue_task()
+                    except Exception as exc:  # the worker must outlive any surprise; diagnostics show the state
+                        self.get_logger().error(f"rig supervision: {type(exc).__name__}: {exc}")
                     continue
                 try:
                     fut.set_result(fn())

@@ -216,7 +216,7 @@ class Rig:
                     log.warning("GRBL %s on %s: the rig is written for GRBL 1.1", version, self.config.port)
                 self._check_settings()
                 self._refresh(self.driver.status())
-            except GrblDisconnected as exc:
+            except GrblError as exc:  # no banner, a garbled `$$`...: not a link to trust
                 self._lost(exc)
                 raise RigNotReady(f"cannot connect to the rig on {self.config.port}: {exc}") from exc
             if not self.settings_ok:

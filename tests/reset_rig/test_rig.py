@@ -213,3 +213,12 @@ def test_work_position_reports_are_converted_with_wco(emulator):
         assert rig.driver.last_status.wpos is not None
     finally:
         rig.close()
+
+
+def test_garbled_settings_dump_at_connect_is_not_trusted_then_reconnect_succeeds(rig, emulator):
+    emulator.garble_next_reply("$100=")
+    with pytest.raises(RigNotReady, match="garbled"):
+        rig.connect()
+    assert rig.state == DISCONNECTED and "$H" not in emulator.lines
+    wait_for(lambda: rig.tick().state == IDLE)
+    assert rig.homed and rig.settings_ok
