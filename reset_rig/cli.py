@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -47,60 +48,49 @@ def _print_snapshot(snap):
     print(f"message:  {snap.message}")
 
 
+@contextmanager
 def _open(args):
+    """The rig, connected (the open resets the board) but not homed; closed afterwards."""
     from reset_rig.rig import Rig
 
     rig = Rig(_rig_config(args))
-    rig.connect()
-    print(f"GRBL {rig.driver.version} on {rig.config.port}; settings "
-          f"{'match' if not rig.settings_diffs else 'DIFFER FROM'} {rig.settings_label()}")
-    return rig
+    try:
+        rig.connect()
+        print(f"GRBL {rig.driver.version} on {rig.config.port}; settings "
+              f"{'match' if not rig.settings_diffs else 'DIFFER FROM'} {rig.settings_label()}")
+        yield rig
+    finally:
+        rig.close()
 
 
 def cmd_status(args) -> int:
-    rig = _open(args)
-    try:
+    with _open(args) as rig:
         _print_snapshot(rig.poll())
         return 0 if rig.settings_ok else 1
-    finally:
-        rig.close()
 
 
 def cmd_home(args) -> int:
-    rig = _open(args)
-    try:
+    with _open(args) as rig:
         _print_snapshot(rig.home())
         return 0
-    finally:
-        rig.close()
 
 
 def cmd_goto(args) -> int:
-    from reset_rig.rig import RigError
-
-    rig = _open(args)
-    try:
+    with _open(args) as rig:
         if args.task not in rig.tasks:
             raise LookupError(f"unknown task '{args.task}' (known: {', '.join(sorted(rig.tasks))})")
         task = rig.tasks[args.task]
         rig.home()
         print(f"moving to {task.task_id}: rail {task.rail_mm:g} mm, rotation {task.rotation_deg:g} deg, "
               f"correct port {task.port}")
-        try:
-            _print_snapshot(rig.goto_task(args.task))
-        except RigError as exc:
-            print(f"error: {exc}")
-            return 1
+        _print_snapshot(rig.goto_task(args.task))
         return 0
-    finally:
-        rig.close()
 
 
 def cmd_settings(args) -> int:
     from reset_rig.settings import compare_settings, format_setting
 
-    rig = _open(args)
-    try:
+    with _open(args) as rig:
         diffs = rig.settings_diffs
         for d in diffs:
             print(f"  {d}")
@@ -117,8 +107,6 @@ def cmd_settings(args) -> int:
         left = compare_settings(rig.driver.read_settings(), rig.settings_file)
         print("settings now match" if not left else f"still different: {'; '.join(map(str, left))}")
         return 0 if not left else 1
-    finally:
-        rig.close()
 
 
 def cmd_sensor(args) -> int:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from reset_rig.grbl import GrblDriver
 from reset_rig.rig import Rig, RigConfig
 from tests.support.grbl_emulator import GrblEmulator
 
@@ -15,6 +16,17 @@ def emulator():
         yield emu
     finally:
         emu.stop()
+
+
+@pytest.fixture
+def driver(emulator):
+    """A GrblDriver that has opened the emulator's port (banner received)."""
+    d = GrblDriver(emulator.port, response_timeout_s=5.0)
+    d.open()
+    try:
+        yield d
+    finally:
+        d.close()
 
 
 def make_rig(port: str, **overrides) -> Rig:

@@ -5,7 +5,6 @@ import pytest
 from reset_rig.grbl import (
     GrblAlarm,
     GrblCommandError,
-    GrblDriver,
     GrblProtocolError,
     alarm_message,
     classify,
@@ -62,58 +61,43 @@ def test_move_line_is_absolute_machine_coordinates():
         move_line({"A": 1.0}, feed=100)
 
 
-def test_banner_on_open_then_locked_until_homed(emulator):
-    d = GrblDriver(emulator.port, response_timeout_s=1.0)
-    try:
-        assert d.open() == "1.1h"
-        assert emulator.boots == 1  # the open reset the board
-        assert d.status().state == "Alarm"
-        with pytest.raises(GrblCommandError, match="error:9 \\(G-code lock"):
-            d.command("G90 G53 G1 X-10 F100")
-        d.home()
-        s = d.status()
-        assert s.state == "Idle" and s.mpos[:2] == (-98.0, -88.0)  # -$13x + $27, per grbl limits.c
-    finally:
-        d.close()
+def test_banner_on_open_then_locked_until_homed(emulator, driver):
+    d = driver
+    assert d.version == "1.1h"
+    assert emulator.boots == 1  # the open reset the board
+    assert d.status().state == "Alarm"
+    with pytest.raises(GrblCommandError, match="error:9 \\(G-code lock"):
+        d.command("G90 G53 G1 X-10 F100")
+    d.home()
+    s = d.status()
+    assert s.state == "Idle" and s.mpos[:2] == (-98.0, -88.0)  # -$13x + $27, per grbl limits.c
 
 
-def test_garbled_ok_is_not_taken_as_ok(emulator):
-    d = GrblDriver(emulator.port, response_timeout_s=1.0)
-    try:
-        d.open()
-        emulator.garble_next_reply("ok")
-        with pytest.raises(GrblProtocolError, match="outcome unknown"):
-            d.command("$G")
-        assert any("\ufffd" in line for line in d.garbled)
-        # the link is still usable: the next command gets its own, intact ok
-        assert d.command("$G")[0].startswith("[GC:")
-    finally:
-        d.close()
+def test_garbled_ok_is_not_taken_as_ok(emulator, driver):
+    d = driver
+    emulator.garble_next_reply("ok")
+    with pytest.raises(GrblProtocolError, match="outcome unknown"):
+        d.command("$G")
+    assert any("\ufffd" in line for line in d.garbled)
+    # the link is still usable: the next command gets its own, intact ok
+    assert d.command("$G")[0].startswith("[GC:")
 
 
-def test_character_counting_stream_keeps_grbl_buffer_within_128_bytes(emulator):
-    d = GrblDriver(emulator.port, response_timeout_s=5.0)
-    try:
-        d.open()
-        d.home()
-        # 40 short moves: more than the 15-block planner; GRBL answers ok as blocks enter the planner
-        lines = [move_line({"X": -98 + (i % 2) * 0.5, "Y": -88 + i * 0.1}, feed=5000) for i in range(40)]
-        d.stream(lines, timeout_s=10.0)
-        assert emulator.overflows == 0
-        assert [x for x in emulator.lines if x.startswith("G90")] == lines
-    finally:
-        d.close()
+def test_character_counting_stream_keeps_grbl_buffer_within_128_bytes(emulator, driver):
+    d = driver
+    d.home()
+    # 40 short moves: more than the 15-block planner; GRBL answers ok as blocks enter the planner
+    lines = [move_line({"X": -98 + (i % 2) * 0.5, "Y": -88 + i * 0.1}, feed=5000) for i in range(40)]
+    d.stream(lines, timeout_s=10.0)
+    assert emulator.overflows == 0
+    assert [x for x in emulator.lines if x.startswith("G90")] == lines
 
 
-def test_settings_read_and_compared_with_versioned_file(emulator):
+def test_settings_read_and_compared_with_versioned_file(emulator, driver):
     expected = load_settings_file()
-    d = GrblDriver(emulator.port, response_timeout_s=1.0)
-    try:
-        d.open()
-        assert compare_settings(d.read_settings(), expected) == []
-        d.command(format_setting(100, 80.0))
-        diffs = compare_settings(d.read_settings(), expected)
-        assert [x.number for x in diffs] == [100]
-        assert "X steps/unit" in str(diffs[0]) and "board 80" in str(diffs[0])
-    finally:
-        d.close()
+    d = driver
+    assert compare_settings(d.read_settings(), expected) == []
+    d.command(format_setting(100, 80.0))
+    diffs = compare_settings(d.read_settings(), expected)
+    assert [x.number for x in diffs] == [100]
+    assert "X steps/unit" in str(diffs[0]) and "board 80" in str(diffs[0])
