@@ -113,6 +113,7 @@ class ArmCalibration:
         return out
 
 
+WIDOWX_JOINTS = ("waist", "shoulder", "elbow", "wrist_angle", "wrist_rotate")
 DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "calibration" / "widowx.yaml"
 
 
@@ -124,7 +125,8 @@ class WidowXConfig:
     port: str = "/dev/ttyDXL"
     baudrate: int = 1_000_000
     calibration: str = ""  # empty: the package's calibration/widowx.yaml
-    joint_names: list[str] = field(default_factory=list)  # command order; empty: calibration order
+    # Command order of velocity_controller/commands (an ordering of the calibration's arm joints).
+    joint_names: list[str] = field(default_factory=lambda: list(WIDOWX_JOINTS))
     loop_rate_hz: float = 100.0
     command_timeout_s: float = 0.2  # no command for this long -> zero velocity
     gripper_command_timeout_s: float = 0.0  # 0: hold the last gripper effort (keeps a grasp)
@@ -216,6 +218,7 @@ class WidowXArm:
         self._grip_time = -np.inf
         self._pwm_limit = 885
         self._health_phase = 0
+        self._watchdog_armed = False
         self._rate_window: list[float] = []
         self._home_target: np.ndarray | None = None
         self._home_done = threading.Event()
@@ -309,9 +312,7 @@ class WidowXArm:
                 self.bus.sync_write_register(ct.BUS_WATCHDOG, {i: 0 for i in self.all_ids})
                 self.bus.sync_write_register(ct.GOAL_VELOCITY, {i: 0 for i in self.primary_ids})
                 self.bus.sync_write_register(ct.TORQUE_ENABLE, {i: 1 for i in self.all_ids})
-                if self.cfg.bus_watchdog_ms:
-                    self.bus.sync_write_register(ct.BUS_WATCHDOG,
-                                                 {i: self.cfg.bus_watchdog_units for i in self.all_ids})
+                self._watchdog_armed = False  # armed by the next step(), so start-up gaps cannot trip it
                 errors = {i: v for i, v in self.bus.sync_read_register(self.all_ids, ct.TORQUE_ENABLE).items()
                           if v != 1}
                 if errors:
@@ -462,6 +463,8 @@ class WidowXArm:
                     self.stats.limit_stops += 1
                 self._write_arm(v)
                 state.commanded = v
+                if not self._watchdog_armed and self.cfg.bus_watchdog_ms:
+                    self._arm_watchdog(self.all_ids)
                 if self.gripper:
                     self._write_gripper(state.position[self.n], now)
             if self.stats.cycles % max(1, self.cfg.health_every) == 0:
@@ -562,7 +565,15 @@ class WidowXArm:
         self._cmd[:] = 0.0
         self._cmd_time = -np.inf
         self.bus.sync_write_register(ct.BUS_WATCHDOG, {i: 0 for i in ids})
-        self.bus.sync_write_register(ct.BUS_WATCHDOG, {i: self.cfg.bus_watchdog_units for i in ids})
+        self._arm_watchdog(ids)
+
+    def _arm_watchdog(self, ids):
+        try:
+            self.bus.sync_write_register(ct.BUS_WATCHDOG, {i: self.cfg.bus_watchdog_units for i in ids})
+            self._watchdog_armed = True
+        except BusError as exc:
+            self.stats.write_failures += 1
+            self.stats.last_error = str(exc)
 
     # --- diagnostics and shutdown -------------------------------------------------------------------------------
     def diagnostics(self) -> dict:

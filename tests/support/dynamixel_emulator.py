@@ -349,6 +349,8 @@ class DynamixelBusEmulator:
         The thread reads and handles under `lock`, so once the lock is free and the pty has no
         pending input, every packet the driver sent before this call has been applied.
         """
+        if self.lock._is_owned():  # called under our own lock (a wait_for predicate): cannot wait here
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -370,6 +372,7 @@ class DynamixelBusEmulator:
         """Block until predicate(self) is true (evaluated under the lock); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.drain()
             with self.lock:
                 self.update()
                 if predicate(self):
