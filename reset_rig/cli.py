@@ -14,7 +14,13 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def _share_config(name: str) -> str:
+    """config/<name> of the package share (colcon install) or the source tree, "" if absent."""
+    from meldbot.executables import package_share
+
+    path = package_share() / "config" / name
+    return str(path) if path.is_file() else ""
 
 
 def _ros_params(path: Path) -> dict:
@@ -155,11 +161,10 @@ def _guard(fn):
 def register(subparsers):
     rig = subparsers.add_parser("rig", help="reset rig (GRBL) and success sensor checks")
     sub = rig.add_subparsers(dest="rig_command", metavar="RIG_COMMAND", required=True)
-    default_cfg = REPO_ROOT / "config" / "reset_rig.yaml"
 
     def common(p):
         p.add_argument("--port", help="serial port (default: from the config file)")
-        p.add_argument("--config", default=str(default_cfg) if default_cfg.is_file() else "",
+        p.add_argument("--config", default=_share_config("reset_rig.yaml"),
                        help="reset_rig parameters YAML (default: config/reset_rig.yaml)")
         return p
 
@@ -172,12 +177,11 @@ def register(subparsers):
     p = common(sub.add_parser("settings", help="compare `$$` with reset_rig/firmware/grbl_settings.yaml"))
     p.add_argument("--apply", action="store_true", help="write the file's values to the board")
     p.set_defaults(func=_guard(cmd_settings))
-    sensor_cfg = REPO_ROOT / "config" / "success_sensor.yaml"
     p = sub.add_parser("sensor", help="watch the success sensor (carrier) with debouncing")
     p.add_argument("--interface", help="network interface (default: from the config file)")
     p.add_argument("--task", help="current task id (for port_interfaces mode)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to watch (default 30)")
     p.add_argument("--sysfs", help=argparse.SUPPRESS)  # a fake /sys/class/net, for tests
-    p.add_argument("--config", default=str(sensor_cfg) if sensor_cfg.is_file() else "",
+    p.add_argument("--config", default=_share_config("success_sensor.yaml"),
                    help="success_sensor parameters YAML")
     p.set_defaults(func=_guard(cmd_sensor))

@@ -35,8 +35,13 @@ from reset_rig.settings import compare_settings, load_settings_file
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TASKS_FILE = REPO_ROOT / "calibration" / "rig_tasks.yaml"
+
+
+def default_tasks_file() -> Path:
+    """calibration/rig_tasks.yaml of the package share (colcon install) or the source tree."""
+    from meldbot.executables import package_share
+
+    return package_share() / "calibration" / "rig_tasks.yaml"
 
 DISCONNECTED, IDLE, MOVING, ALARM = "disconnected", "idle", "moving", "alarm"
 
@@ -68,7 +73,7 @@ class RigTask:
 
 def load_task_table(path: str | Path | None = None) -> dict[str, RigTask]:
     """Task id -> RigTask from calibration/rig_tasks.yaml (``train:``/``test:`` lists)."""
-    path = Path(path) if path else DEFAULT_TASKS_FILE
+    path = Path(path) if path else default_tasks_file()
     if not path.is_file():
         raise FileNotFoundError(f"rig task table {path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
