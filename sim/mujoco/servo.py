@@ -34,7 +34,9 @@ class JointVelocityServo:
         """One servo period: advance the reference, return the velocity set-point for the actuators."""
         # ufuncs instead of np.clip: this runs hundreds of times per control step
         ref = np.minimum(np.maximum(self.q_ref + self.command * self.dt, self.lower), self.upper)
-        # feed-forward = how far the reference really moved (zero once it stops at a joint limit)
+        # feed-forward = how far the reference really moves (zero once it stops at a joint limit);
+        # the position term compares with the reference for *now*, so perfect tracking gives v = cmd
         feed_forward = (ref - self.q_ref) / self.dt
+        v = feed_forward + self.kp * (self.q_ref - q)
         self.q_ref = np.minimum(np.maximum(ref, q - self.max_err), q + self.max_err)
-        return np.minimum(np.maximum(feed_forward + self.kp * (self.q_ref - q), -self.vmax), self.vmax)
+        return np.minimum(np.maximum(v, -self.vmax), self.vmax)

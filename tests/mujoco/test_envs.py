@@ -17,8 +17,11 @@ from sim.mujoco.cable import N_PORTS
 CABLE = "meldbot/WidowXCable-v0"
 
 
-def run_expert(env, task, seed, max_steps=40, expert_task=None):
-    """Run the privileged expert (optionally aimed at `expert_task`) until success or max_steps."""
+def run_expert(env, task, seed, max_steps=40, expert_task=None, stop=None):
+    """Run the privileged expert (optionally aimed at `expert_task`) until `stop(info)` (default:
+    success when aimed at the real task) or max_steps; returns the infos."""
+    if stop is None and expert_task is None:
+        stop = lambda info: info["success"]  # noqa: E731
     env.reset(seed=seed, options={"task": task})
     infos = []
     for _ in range(max_steps):
@@ -29,7 +32,7 @@ def run_expert(env, task, seed, max_steps=40, expert_task=None):
         else:
             action = env.expert_action()
         infos.append(env.step(action)[4])
-        if expert_task is None and infos[-1]["success"]:
+        if stop is not None and stop(infos[-1]):
             break
     return infos
 
@@ -79,7 +82,7 @@ def test_wrong_port_is_entered_but_never_succeeds(cable_env):
     for i, task in enumerate(env.task_set.test[:3]):
         wrong = (task.params["port"] + 1 + i) % N_PORTS
         decoy = dataclasses.replace(task, params={**task.params, "port": wrong})
-        infos = run_expert(env, task, seed=7 + i, max_steps=12, expert_task=decoy)
+        infos = run_expert(env, task, seed=7 + i, expert_task=decoy, stop=lambda inf, w=wrong: inf["latched_port"] == w)
         assert any(inf["latched_port"] == wrong for inf in infos), "plug never seated in the wrong port"
         assert not any(inf["success"] for inf in infos)
         assert all(inf["sparse_reward"] == 0.0 for inf in infos)
