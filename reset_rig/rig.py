@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from reset_rig.grbl import (
+    SOFT_RESET,
     GrblAlarm,
     GrblDisconnected,
     GrblDriver,
@@ -176,6 +177,7 @@ class Rig:
         self.home_count = 0  # successful homing cycles (a changed count = position re-established)
         self._op = threading.Lock()
         self._stop = threading.Event()
+        self._homing = False
         self._cache = _Cache()
 
     # --- geometry --------------------------------------------------------------------------------
@@ -276,10 +278,13 @@ class Rig:
                 if self.driver.needs_reset:
                     self.driver.soft_reset()
                 self._set(MOVING, "homing")
+                self._homing = True
                 self.driver.home(self.config.home_timeout_s)
                 self._refresh(self.driver.status())
             except GrblError as exc:
                 self._fail(exc, "homing")
+            finally:
+                self._homing = False
             self.homed, self.alarm_code, self._cache.task_id = True, None, None
             self.home_count += 1
             self._set(IDLE, "homed")
@@ -399,9 +404,12 @@ class Rig:
             return "rig idle: nothing to stop"
         self._stop.set()
         try:
+            if self._homing:  # GRBL ignores a feed hold while homing: abort it (ALARM:6, re-home needed)
+                self.driver.write_realtime(SOFT_RESET)
+                return "homing aborted (soft reset)"
             self.driver.feed_hold()
         except GrblDisconnected as exc:
-            return f"feed hold not sent: {exc}"
+            return f"stop not sent: {exc}"
         return "feed hold sent"
 
     def _require_link(self):

@@ -222,3 +222,27 @@ def test_garbled_settings_dump_at_connect_is_not_trusted_then_reconnect_succeeds
     assert rig.state == DISCONNECTED and "$H" not in emulator.lines
     wait_for(lambda: rig.tick().state == IDLE)
     assert rig.homed and rig.settings_ok
+
+
+def test_stop_during_homing_aborts_it_and_requires_homing_again(emulator):
+    emulator.time_scale = 1.0  # homing takes seconds: the stop lands mid-cycle
+    rig = make_rig(emulator.port, home_on_connect=False)
+    try:
+        rig.connect()
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault("error", _catch(rig.home)))
+        t.start()
+        wait_for(lambda: emulator.state == "Home")
+        assert rig.stop() == "homing aborted (soft reset)"
+        t.join(20)
+        assert "ALARM:6" in str(result["error"]) and rig.state == ALARM and not rig.homed
+    finally:
+        rig.close()
+
+
+def _catch(fn):
+    try:
+        fn()
+    except RigError as exc:
+        return exc
+    return None
