@@ -65,8 +65,20 @@ def test_twin_node_publishes_contract_and_obeys_task_protocol(ros_graph):
     assert max(abs(m.velocity[0]) for m in still[-3:]) < 0.02
 
     # a wrong-length command is rejected (zero), not applied
-    cmd_pub.publish(topics.float_array_msg([5.0, 5.0]))
-    from std_srvs.srv import Trigger
+    for _ in range(5):
+        cmd_pub.publish(topics.float_array_msg([5.0, 5.0]))
+        time.sleep(0.05)
+    joints.clear()
+    assert max(abs(v) for m in joints.wait(5, timeout=30) for v in m.velocity[:5]) < 0.02
+    from std_srvs.srv import SetBool, Trigger
+
+    # estop: torque off, the WidowX sags under gravity; enable holds it again
+    before = np.array(joints.messages[-1].position[:5])
+    assert ros_graph.call(topics.ARM_ESTOP, Trigger.Request(), namespace="arm").success
+    joints.clear()
+    joints.wait(1, timeout=30, predicate=lambda m: np.abs(np.array(m.position[:5]) - before).max() > 0.05)
+    assert "estop" in ros_graph.call(topics.ARM_HOME, Trigger.Request(), namespace="arm").message
+    assert ros_graph.call(topics.ARM_ENABLE, SetBool.Request(data=True), namespace="arm").success
 
     reply = ros_graph.call(topics.ARM_HOME, Trigger.Request(), namespace="arm", timeout=60)
     assert reply.success and reply.message == "at home", reply.message
@@ -82,3 +94,25 @@ def test_twin_node_refuses_unknown_env(ros_graph):
     proc = ros_graph.start_node("mujoco_twin", name="twin", namespace="arm", params={"env": "ur5_cable"})
     assert proc.wait(timeout=120) == 2
     assert "env must be one of" in proc.output()
+
+
+def test_sawyer_twin_names_rig_axes_and_ignores_unknown_tasks(ros_graph):
+    from std_msgs.msg import String
+
+    params = {"env": "sawyer_peg", "camera_rate_hz": 1.0, "image_height": 32, "image_width": 32,
+              "pair_height": 32, "pair_width": 32}
+    joints = ros_graph.subscribe(topics.JOINT_STATES, namespace="arm")
+    rig = ros_graph.subscribe(topics.RIG_JOINT_STATES)
+    current = ros_graph.subscribe(topics.TASK_CURRENT)
+    proc = ros_graph.start_node("mujoco_twin", name="twin", namespace="arm", params=params)
+    assert list(joints.wait(1, timeout=120)[0].name) == [f"right_j{i}" for i in range(7)]
+    assert list(rig.wait(1, timeout=30)[0].name) == ["x", "y"]
+    current.wait(1, timeout=30, predicate=lambda m: m.data == "train-00")
+    request = ros_graph.publisher(topics.TASK_REQUEST)
+    request.publish(String(data="no-such-task"))
+    time.sleep(1.0)
+    assert all(m.data != "no-such-task" for m in current.messages)
+    request.publish(String(data="test-01"))
+    current.wait(1, timeout=60, predicate=lambda m: m.data == "test-01")
+    assert proc.returncode is None
+    assert "no-such-task" in proc.output()
