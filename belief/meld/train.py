@@ -136,6 +136,22 @@ class CsvLog:
             with path.open() as fh:
                 self.fields = next(csv.reader(fh), None)
 
+    def truncate(self, max_iteration: int) -> None:
+        """On resume: drop rows logged after the checkpoint (they are produced again)."""
+        if not self.path.is_file():
+            return
+        with self.path.open() as fh:
+            rows = list(csv.DictReader(fh))
+        kept = [r for r in rows if int(float(r.get("iteration") or 0)) <= max_iteration]
+        if len(kept) != len(rows) and self.fields:
+            import io
+
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=self.fields)
+            w.writeheader()
+            w.writerows(kept)
+            atomic_write_text(buf.getvalue(), self.path)
+
     def write(self, row: dict) -> None:
         new = self.fields is None
         if new:
@@ -242,6 +258,8 @@ class Trainer:
         ckpt = self.run_dir / CHECKPOINT
         if resume and ckpt.is_file():
             self.restore(ckpt)
+            self.log.truncate(self.iteration)
+            self.eval_log.truncate(self.iteration)
             print(f"resumed from {ckpt} at iteration {self.iteration}, {self.env_steps} env steps", flush=True)
         else:
             atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), self.run_dir / "config.yaml")

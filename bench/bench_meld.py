@@ -1,0 +1,97 @@
+"""MELD throughput and latency: model (ELBO) steps/s, actor-critic steps/s, exported step latency.
+
+Reduced-config sizes (config/train_meld.yaml) on the real 64x128 stacked image. The exported step
+(TorchScript and torch.export) is timed against calling the same eager module in this process.
+`python -m bench meld`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from belief.meld.agent import AgentConfig, MeldAgent
+from belief.meld.export import build_metadata, export_policy
+from belief.meld.model import ModelConfig
+from belief.meld.policy import MeldPolicy
+from belief.policy_file import LoadedPolicy
+from belief.sac import SACConfig
+
+EPISODES, HORIZON, BATCH = 2, 40, 4
+
+
+def _agent() -> MeldAgent:
+    torch.manual_seed(0)
+    cfg = AgentConfig(model=ModelConfig(base_depth=8, z1_dim=16, z2_dim=64, hidden=128),
+                      sac=SACConfig(hidden=(128, 128)))
+    return MeldAgent(cfg, EPISODES, HORIZON)
+
+
+def _batch(rng) -> dict:
+    T = EPISODES * (HORIZON + 1)
+    return {"images": rng.integers(0, 255, (BATCH, T, 64, 128, 3), dtype=np.uint8),
+            "actions": rng.uniform(-1, 1, (BATCH, T, 5)).astype(np.float32),
+            "reward_dense": rng.normal(size=(BATCH, T)).astype(np.float32),
+            "reward_sparse": np.zeros((BATCH, T), np.float32)}
+
+
+def _rate(fn, n: int) -> float:
+    fn()  # warm-up
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return n / (time.perf_counter() - t)
+
+
+def _latency(fn, n: int) -> tuple[float, float]:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    agent = _agent()
+    b = agent.to_tensors(_batch(rng))
+    print(f"threads {torch.get_num_threads()}, batch {BATCH} trials x {EPISODES * (HORIZON + 1)} frames of 64x128")
+    model_rate = _rate(lambda: agent.model_step(b), 3)
+    _, beliefs = agent.model_step(b)
+    ac_rate = _rate(lambda: agent.actor_critic_step(beliefs, b), 10)
+    transitions = BATCH * EPISODES * HORIZON
+    print(f"model ELBO steps/s:        {model_rate:8.2f}  ({model_rate * BATCH * EPISODES * (HORIZON + 1):.0f} frames/s)")
+    print(f"actor-critic steps/s:      {ac_rate:8.2f}  ({ac_rate * transitions:.0f} transitions/s)")
+    print(f"ratio actor-critic / model: {ac_rate / model_rate:7.1f}x")
+
+    policy = MeldPolicy(agent.model, agent.sac.actor).eval()
+    meta = build_metadata(agent.cfg, {"obs_shape": [64, 128, 3], "joint_names": [f"j{i}" for i in range(5)],
+                                      "action_scale": [np.pi] * 5, "env": "bench"}, policy.state_dim)
+    obs = rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    prev, state0 = np.zeros(5, np.float32), policy.initial_state().numpy()
+    obs_t, prev_t, rew_t, state_t = (torch.from_numpy(obs), torch.from_numpy(prev), torch.zeros(1),
+                                     torch.from_numpy(state0))
+
+    def eager():
+        with torch.inference_mode():
+            policy.step(obs_t, prev_t, rew_t, state_t)
+
+    p50_e, p99_e = _latency(eager, 200)
+    print(f"eager step latency:        p50 {p50_e:6.2f} ms  p99 {p99_e:6.2f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        for suffix in (".ts", ".pt2"):
+            loaded = LoadedPolicy(export_policy(policy, meta, Path(tmp) / f"meld{suffix}"))
+            p50, p99 = _latency(lambda lp=loaded: lp.step(obs, prev, 0.0, state0), 200)
+            print(f"exported {suffix:4s} step latency: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+                  f"(p50 ratio vs eager {p50 / p50_e:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
