@@ -116,7 +116,7 @@ class MujocoTaskEnv(gym.Env):
 
     def _info(self, result: dict) -> dict:
         info = dict(result)
-        info["task"] = self.task.descriptor
+        info["task"] = self.task.descriptor.copy()  # new data every call (gymnasium contract)
         info["task_id"] = self.task.task_id
         if self.image_obs:
             info["state"] = self.family.state(self.sim)

@@ -196,3 +196,16 @@ def test_sawyer_expert_solves_held_out_tasks(env_id, key):
         assert not any(inf["success"] for inf in infos)
         assert infos[-1]["goal_distance"] > 0.1
     env.close()
+
+
+@pytest.mark.parametrize("env_id,image_obs", [(CABLE, True), ("meldbot/SawyerPeg-v0", False)])
+def test_gymnasium_env_checker_passes(env_id, image_obs):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id, image_obs=image_obs).unwrapped
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the state space is unbounded on purpose
+        check_env(env, skip_render_check=True)
+    env.close()
