@@ -78,7 +78,12 @@ class DualCameraNode(Node):
                 calib = self.calib[name]
                 self.image_pubs[name].publish(topics.image_to_msg(rgb, frame.stamp, calib.frame_id))
                 self.info_pubs[name].publish(self._camera_info(name, rgb.shape[1], rgb.shape[0], frame.stamp))
-        pair = self.pairer.update(frames["scene"], frames["wrist"], time.time())
+        try:
+            pair = self.pairer.update(frames["scene"], frames["wrist"], time.time())
+        except ValueError as exc:  # crop does not fit the frames delivered: report, keep the raw topics
+            self.pairer.stats.status = str(exc)
+            self.get_logger().error(str(exc), throttle_duration_sec=5.0)
+            return
         if pair is not None:
             self.pair_pub.publish(topics.image_to_msg(pair.image, pair.stamp, "camera_pair"))
             self.latency = (self.latency + [time.time() - max(frames["scene"].stamp, frames["wrist"].stamp)])[-100:]

@@ -229,6 +229,18 @@ class WidowXArm:
     # --- start-up ----------------------------------------------------------------------------------------
     def start(self):
         """Open the bus, check every servo, configure modes and watchdog, enable torque."""
+        self.check()
+        try:
+            self._clear_start_errors()
+            self._configure()
+        except BusError as exc:
+            raise StartupError(f"WidowX start-up failed while configuring servos: {exc}") from exc
+        self.started = True
+        self.enable(True)
+
+    def check(self) -> dict[int, int]:
+        """Start-up checks without changing anything: every servo answers with the right model, shadows
+        follow their primary, firmware has the Bus Watchdog. Returns {id: hardware error bits}."""
         if not self.bus.is_open:
             self.bus.open()
         expected = self.calib.expected_servos()
@@ -245,13 +257,11 @@ class WidowXArm:
             raise StartupError(f"WidowX start-up on {self.bus.port_name} at {self.bus.baudrate} baud failed: "
                                + "; ".join(problems) + ". Check power, cabling and servo IDs.")
         try:
-            self._check_and_configure()
+            return self._check_servos()
         except BusError as exc:
-            raise StartupError(f"WidowX start-up failed while configuring servos: {exc}") from exc
-        self.started = True
-        self.enable(True)
+            raise StartupError(f"WidowX start-up check failed: {exc}") from exc
 
-    def _check_and_configure(self):
+    def _check_servos(self) -> dict[int, int]:
         bus = self.bus
         for j in self.calib.joints:
             for s in j.shadows:
@@ -268,15 +278,16 @@ class WidowXArm:
                 if fw < 38:
                     raise StartupError(f"servo ID {servo_id} firmware v{fw} has no Bus Watchdog (needs v38+); "
                                        f"update it or set bus_watchdog_ms: 0")
-        errors = bus.sync_read_register(self.all_ids, ct.HARDWARE_ERROR_STATUS)
-        for servo_id, bits in errors.items():
+        return {i: b for i, b in bus.sync_read_register(self.all_ids, ct.HARDWARE_ERROR_STATUS).items() if b}
+
+    def _clear_start_errors(self):
+        for servo_id, bits in self.bus.sync_read_register(self.all_ids, ct.HARDWARE_ERROR_STATUS).items():
             if bits:
                 what = ct.describe_hardware_error(bits)
                 if not self.cfg.reboot_on_start:
                     raise StartupError(f"servo ID {servo_id} has a latched hardware error ({what}); reboot it")
                 log.warning("servo ID %d starts with hardware error (%s): rebooting it", servo_id, what)
                 self._reboot_ids([servo_id])
-        self._configure()
 
     def _configure(self):
         """Torque off, clear Bus Watchdog errors, set operating modes, zero goals (torque stays off)."""
