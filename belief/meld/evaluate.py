@@ -37,6 +37,19 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
             "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 
+def _save_figure(fig, path: Path) -> Path:
+    """tight_layout, then save atomically (temp file + rename) and close."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def plot_belief_trial(result, horizon: int, path: Path, title: str = "") -> Path:
     """Reconstructed reward mean +- std and variance over one trial, with the true rewards."""
     import matplotlib
@@ -59,13 +72,7 @@ def plot_belief_trial(result, horizon: int, path: Path, title: str = "") -> Path
             ax.axvline(e * (horizon + 1) - 0.5, color="gray", ls="--")
     ax1.legend(fontsize=7, loc="lower right")
     ax1.set_title(title or f"belief over a trial; success per episode {result.episode_success}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_figure(fig, path)
 
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
@@ -111,13 +118,7 @@ def plot_run(run_dir: str | Path) -> Path | None:
     axes[2].set_xlabel("environment steps")
     axes[2].legend(fontsize=7)
     fig.suptitle(f"MELD {run_dir.name}")
-    fig.tight_layout()
-    path = run_dir / "training.png"
-    tmp = run_dir / ".training.part.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_figure(fig, run_dir / "training.png")
 
 
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None):
