@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from meldbot import topics
+from meldbot.executables import SOURCE_ROOT
 from tests.support.camera_video import write_video
 
 pytestmark = pytest.mark.ros
@@ -18,7 +19,8 @@ def test_dual_camera_node_publishes_raw_info_and_pairs(ros_graph, tmp_path):
     pairs = ros_graph.subscribe(topics.PAIRED_IMAGE, namespace="arm")
     raw = ros_graph.subscribe(topics.SCENE_IMAGE, namespace="arm")
     info = ros_graph.subscribe(topics.WRIST_INFO, namespace="arm")
-    ros_graph.start_node("dual_camera", namespace="arm", params={
+    ros_graph.start_node("dual_camera", namespace="arm", params_files=[SOURCE_ROOT / "config" / "dual_camera.yaml"],
+                         params={
         "scene_source": str(scene), "wrist_source": str(wrist), "width": 160, "height": 120,
         "calibration": str(calib), "pair_tolerance_s": 0.05})
     msg = pairs.wait(count=3, timeout=90)[-1]

@@ -6,6 +6,7 @@ import signal
 import pytest
 
 from meldbot import topics
+from meldbot.executables import SOURCE_ROOT
 from tests.support import dynamixel_emulator as dx
 
 pytestmark = pytest.mark.ros
@@ -17,7 +18,8 @@ def test_driver_node_commands_to_registers_joint_states_estop_and_dead_host(ros_
     states = ros_graph.subscribe(topics.JOINT_STATES, namespace="arm")
     diagnostics = ros_graph.subscribe(topics.DIAGNOSTICS)
     proc = ros_graph.start_node("widowx_driver", name="widowx_driver", namespace="arm",
-                                params={"port": emulator.port, "loop_rate_hz": 100.0, "command_timeout_s": 0.5})
+                                params_files=[SOURCE_ROOT / "config" / "widowx_driver.yaml"],
+                                params={"port": emulator.port, "command_timeout_s": 0.5})
     first = states.wait(count=3, timeout=90)[0]
     assert list(first.name) == ["waist", "shoulder", "elbow", "wrist_angle", "wrist_rotate", "gripper"]
 
