@@ -40,18 +40,25 @@ class RecurrentBeliefPolicy(nn.Module):
         return action.squeeze(0), new_state.squeeze(0)
 
 
-def untrained_policy(joint_names, velocity_limit: float, control_rate_hz: float = 5.0,
-                     image_shape=(64, 128, 3), seed: int = 0):
-    """(module, metadata) for a seeded untrained policy driving `joint_names` from the paired image."""
+def untrained_policy(joint_names, velocity_limit, control_rate_hz: float = 5.0,
+                     image_shape=(64, 128, 3), seed: int = 0, env: str = "planar_peg"):
+    """(module, metadata) for a seeded untrained policy driving `joint_names` from the paired image.
+
+    `velocity_limit` is one rad/s limit for every joint or one per joint.
+    """
+    limits = [float(velocity_limit)] * len(joint_names) if isinstance(velocity_limit, (int, float)) \
+        else [float(v) for v in velocity_limit]
+    if len(limits) != len(joint_names):
+        raise ValueError(f"{len(limits)} velocity limits for {len(joint_names)} joints")
     torch.manual_seed(seed)
     module = RecurrentBeliefPolicy(image_shape=image_shape, action_dim=len(joint_names))
     meta = PolicyMetadata(
         algo="untrained",
         observation=ObservationSpec(topic="camera_pair/image_raw", shape=list(image_shape), dtype="uint8"),
-        action=ActionSpec(joint_names=list(joint_names), scale=[float(velocity_limit)] * len(joint_names)),
+        action=ActionSpec(joint_names=list(joint_names), scale=limits),
         state_dim=module.state_dim,
         control_rate_hz=control_rate_hz,
         model_version=f"untrained-seed{seed}",
-        env="planar_peg",
+        env=env,
     )
     return module, meta

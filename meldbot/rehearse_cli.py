@@ -24,6 +24,8 @@ def register(subparsers):
     parser.add_argument("--tasks", default="train-00,test-00,test-01", help="comma-separated task ids")
     parser.add_argument("--episodes", type=int, default=2, help="episodes per trial")
     parser.add_argument("--episode-steps", type=int, default=30, help="policy steps per episode")
+    parser.add_argument("--sim", choices=["pymunk", "mujoco"], default="pymunk", help="which twin runs the arm")
+    parser.add_argument("--robot", choices=["widowx", "sawyer"], default="widowx", help="MuJoCo twin's robot")
     parser.add_argument("launch_args", nargs="*", metavar="name:=value", help="more launch arguments")
     parser.set_defaults(func=run)
 
@@ -31,7 +33,8 @@ def register(subparsers):
 def run(args) -> int:
     out_dir = Path(args.out_dir or Path("runs/rehearsal") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    policy = Path(args.policy).resolve() if args.policy else _export_untrained(out_dir)
+    joints, limits, rate, env_name = _arm_of(args.sim, args.robot)
+    policy = Path(args.policy).resolve() if args.policy else _export_untrained(out_dir, joints, limits, rate, env_name)
     if not policy.is_file():
         raise FileNotFoundError(f"policy file not found: {policy}")
     for extra in args.launch_args:
@@ -43,7 +46,8 @@ def run(args) -> int:
     argv = [sys.executable, "-m", "meldbot.cli", "launch", str(launch_file), "--log-dir", str(out_dir / "logs"),
             f"policy:={policy}",
             f"out_dir:={out_dir}", f"tasks:={args.tasks}", f"episodes:={args.episodes}",
-            f"episode_steps:={args.episode_steps}", *args.launch_args]
+            f"episode_steps:={args.episode_steps}", f"sim:={args.sim}", f"robot:={args.robot}",
+            f"joints:=[{', '.join(joints)}]", *args.launch_args]
     print(f"rehearsal: policy {policy}\nrehearsal: output {out_dir}", flush=True)
     proc = subprocess.Popen(argv, env=env)
     try:
@@ -57,15 +61,26 @@ def run(args) -> int:
     return code
 
 
-def _export_untrained(out_dir: Path) -> Path:
+def _arm_of(sim: str, robot: str):
+    """(joint names, velocity limits, control rate Hz, task family) of the twin the rehearsal runs."""
+    if sim == "pymunk":
+        from sim.planar_arm import JOINT_NAMES, PlanarArmConfig
+
+        return list(JOINT_NAMES), PlanarArmConfig().velocity_limit, 5.0, "planar_peg"
+    from sim.mujoco.robots import SAWYER, WIDOWX
+
+    arm, rate, family = (WIDOWX, 3.3, "widowx_cable") if robot == "widowx" else (SAWYER, 4.0, "sawyer_peg")
+    return list(arm.joint_names), list(arm.velocity_limit), rate, family
+
+
+def _export_untrained(out_dir: Path, joints, limits, rate: float, env_name: str) -> Path:
     from belief.policy_file import save_policy
     from belief.untrained import untrained_policy
-    from sim.planar_arm import JOINT_NAMES, PlanarArmConfig
 
     path = out_dir / "untrained_policy.ts"
-    module, meta = untrained_policy(JOINT_NAMES, PlanarArmConfig().velocity_limit)
+    module, meta = untrained_policy(joints, limits, control_rate_hz=rate, env=env_name)
     save_policy(module, meta, path)
-    print(f"rehearsal: exported an untrained policy to {path}", flush=True)
+    print(f"rehearsal: exported an untrained {env_name} policy to {path}", flush=True)
     return path
 
 
