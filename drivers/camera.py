@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from drivers.rate import RateMeter
+
 log = logging.getLogger("meldbot.camera")
 
 
@@ -90,7 +92,7 @@ class Camera:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._period = 1.0 / config.fps
-        self._times: list[float] = []
+        self._rate = RateMeter()
 
     # --- opening ----------------------------------------------------------------------------------
     def _open(self) -> cv2.VideoCapture:
@@ -212,15 +214,7 @@ class Camera:
                 self._latest = Frame(image, stamp, self._seq)
                 self.status.frames += 1
                 self._cond.notify_all()
-            self._measure_fps(time.monotonic())
-
-    def _measure_fps(self, now: float):
-        t = self._times
-        t.append(now)
-        while t and now - t[0] > 1.0:
-            t.pop(0)
-        if len(t) > 1:
-            self.status.fps = (len(t) - 1) / (t[-1] - t[0])
+            self.status.fps = self._rate.tick(time.monotonic())
 
     # --- consumers ----------------------------------------------------------------------------------------
     def latest(self) -> Frame | None:

@@ -20,6 +20,7 @@ import yaml
 
 from drivers import control_table as ct
 from drivers.dynamixel_bus import BusError, DynamixelBus
+from drivers.rate import RateMeter
 
 log = logging.getLogger("meldbot.widowx")
 
@@ -219,7 +220,7 @@ class WidowXArm:
         self._pwm_limit = 885
         self._health_phase = 0
         self._watchdog_armed = False
-        self._rate_window: list[float] = []
+        self._rate = RateMeter()
         self._home_target: np.ndarray | None = None
         self._home_done = threading.Event()
         self._home_result = (False, "")
@@ -453,7 +454,7 @@ class WidowXArm:
         with self._lock:
             now = time.monotonic() if now is None else now
             self.stats.cycles += 1
-            self._track_rate(now)
+            self.stats.rate_hz = self._rate.tick(now)
             state = self._read_state(now)
             if state is None:
                 self._write_arm(np.zeros(self.n))  # no position feedback -> no motion
@@ -482,14 +483,6 @@ class WidowXArm:
                 self._health()
             self.state = state
             return state
-
-    def _track_rate(self, now: float):
-        w = self._rate_window
-        w.append(now)
-        while w and now - w[0] > 1.0:
-            w.pop(0)
-        if len(w) > 1 and w[-1] > w[0]:
-            self.stats.rate_hz = (len(w) - 1) / (w[-1] - w[0])
 
     def _read_state(self, now: float) -> ArmState | None:
         try:
