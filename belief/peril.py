@@ -10,7 +10,8 @@ Losses added to PEARL's (weights from the paper):
   against a frozen copy of the behaviour policy taken at each collection round, so off-policy actions
   count in proportion to how likely the current policy still is to take them;
 - auxiliary task descriptor (PERIL-A), ``aux_weight`` (4.0): MSE of a head on z predicting the
-  privileged task descriptor, into encoder and head.
+  privileged task descriptor (standardised over the training tasks; constant fields left out), into
+  encoder and head.
 Context per gradient step = demonstration transitions + the latest round's exploration. Demonstration
 buffers keep successful rollouts that beat the worst stored demonstration.
 """
@@ -111,8 +112,13 @@ class PERILAgent(PEARLAgent):
             info["mi_rho"] = rho.mean().item()
             enc_loss = cfg.mi_weight * mi
         if self.aux_head is not None:
-            target = torch.as_tensor(data.descriptors[np.asarray(tasks)], dtype=torch.float32)
-            aux = F.mse_loss(self.aux_head(z), target)
+            # standardised targets: descriptor dims that vary across training tasks, unit scale, so the
+            # loss is not diluted by constant fields (family one-hot, unused angles)
+            desc = torch.as_tensor(data.descriptors, dtype=torch.float32)
+            mean, std = desc.mean(0), desc.std(0, unbiased=False)
+            varying = std > 1e-6
+            target = ((desc[torch.as_tensor(np.asarray(tasks))] - mean) / std.clamp_min(1e-6))[:, varying]
+            aux = F.mse_loss(self.aux_head(z)[:, varying], target)
             info["aux_mse"] = aux.item()
             enc_loss = cfg.aux_weight * aux if enc_loss is None else enc_loss + cfg.aux_weight * aux
         return enc_loss, actor_loss, info

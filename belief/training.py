@@ -68,11 +68,12 @@ class TrainConfig:
 
     def agent_config(self):
         _, cfg_cls, defaults = AGENTS[self.algo]
-        names = {f.name for f in dataclasses.fields(cfg_cls)}
-        unknown = set(self.agent) - names
+        known = {f.name for f in dataclasses.fields(PERILConfig)}  # one config file serves every algorithm
+        unknown = set(self.agent) - known
         if unknown:
-            raise ValueError(f"unknown agent option(s) for {self.algo}: {', '.join(sorted(unknown))}")
-        return cfg_cls(**{**defaults, **self.agent})
+            raise ValueError(f"unknown agent option(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        names = {f.name for f in dataclasses.fields(cfg_cls)}
+        return cfg_cls(**{k: v for k, v in {**defaults, **self.agent}.items() if k in names})
 
 
 def load_config(path: str | Path | None, **overrides) -> TrainConfig:

@@ -1,0 +1,87 @@
+"""`meldbot train | eval | export` for the belief models. Algorithms come from belief.registry.ALGORITHMS
+(MELD adds its own line there); torch is imported only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _algorithms() -> list[str]:
+    from belief.registry import ALGORITHMS
+
+    return sorted(ALGORITHMS)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="meta-train a belief model (pearl, peril, peril-a, ...)",
+                              description="Meta-train on a twin's training tasks; checkpoints, logs, evaluation "
+                                          "and curves go to --out. --resume continues bit-for-bit.")
+    p.add_argument("--algo", choices=_algorithms(), required=False, help="algorithm (required unless --resume)")
+    p.add_argument("--env", help="env short name: reach2d, stick2d, peg2d, key2d, point_robot, ... (or toy)")
+    p.add_argument("--config", help="YAML training config (config/train_*.yaml)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--iterations", type=int, default=None, help="override the config's iteration count")
+    p.add_argument("--out", help="output directory (default runs/ALGO_ENV_sSEED)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--device", default="cpu", help="torch device (PEARL/PERIL run on cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser("eval", help="meta-test checkpoints on held-out tasks: table + curves",
+                              description="Runs the adaptation protocol on held-out tasks for each checkpoint "
+                                          "(and a random policy) and writes eval_table.md/.csv and curves.png.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    p.add_argument("--adapt", type=int, default=None, help="adaptation trajectories per task (default: config's)")
+    p.add_argument("--out", help="where to write the table and plot (default: the first checkpoint's folder)")
+    p.add_argument("--no-random", action="store_true", help="skip the random-policy baseline")
+    p.set_defaults(func=_eval)
+
+    p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("-o", "--output", required=True, help="policy.ts (TorchScript) or policy.pt2 (torch.export)")
+    p.add_argument("--task", help="task id whose demonstrations seed PERIL's belief (e.g. reach2d-test-00)")
+    p.set_defaults(func=_export)
+
+
+def _checkpoint_algo(path: str) -> str:
+    from belief import checkpoint as ckpt_io
+
+    state = ckpt_io.load(path)
+    algo = state.get("algo")
+    if not algo:
+        raise ValueError(f"{path}: checkpoint does not say which algorithm made it")
+    return algo
+
+
+def _train(args: argparse.Namespace) -> int:
+    from belief.registry import entry
+
+    if args.resume:
+        from pathlib import Path
+
+        if not args.out:
+            raise ValueError("--resume needs --out DIR (the run to continue)")
+        algo = _checkpoint_algo(str(Path(args.out) / "checkpoint.pt"))
+    else:
+        if not args.algo or not args.env:
+            raise ValueError("train needs --algo and --env (or --resume --out DIR)")
+        algo = args.algo
+    return entry(algo, "train")(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from belief.registry import entry
+
+    algos = {_checkpoint_algo(c) for c in args.checkpoints}
+    from belief.registry import ALGORITHMS
+
+    handlers = {ALGORITHMS[a]["eval"] for a in algos if a in ALGORITHMS}
+    if len(handlers) > 1:
+        raise ValueError(f"cannot compare checkpoints of {sorted(algos)} in one table: evaluate them separately")
+    return entry(sorted(algos)[0], "eval")(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from belief.registry import entry
+
+    return entry(_checkpoint_algo(args.checkpoint), "export")(args)
