@@ -12,6 +12,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+import serial
+
 from drivers import control_table as ct
 
 try:
@@ -73,6 +75,7 @@ class DynamixelBus:
         self.stats = BusStats()
         self._lock = threading.RLock()
         self.is_open = False
+        self.port_lost = False  # the serial device failed (USB pulled): reopen() before using it again
 
     # --- port ------------------------------------------------------------------------------------
     def open(self) -> DynamixelBus:
@@ -88,8 +91,30 @@ class DynamixelBus:
     def close(self):
         with self._lock:
             if self.is_open:
-                self.port.closePort()
+                try:
+                    self.port.closePort()
+                except (OSError, serial.SerialException):
+                    pass  # the device is already gone
                 self.is_open = False
+
+    def reopen(self):
+        """Close and open the port again (after the adapter was unplugged and came back)."""
+        with self._lock:
+            self.close()
+            self.port = sdk.PortHandler(self.port_name)
+            self.open()
+            self.port_lost = False
+
+    def _call(self, what: str, fn):
+        """Run one SDK transaction; an OS-level port failure becomes a BusError and marks the port lost."""
+        try:
+            return fn()
+        except (OSError, serial.SerialException) as exc:
+            self.port.is_using = False  # the SDK would otherwise report "port busy" forever
+            self.port_lost = True
+            self.stats.errors["port"] += 1
+            self.stats.failures += 1
+            raise BusError(f"{what}: port {self.port_name} failed: {exc}") from exc
 
     def __enter__(self):
         return self.open() if not self.is_open else self
@@ -110,7 +135,7 @@ class DynamixelBus:
             for attempt in range(self.retries + 1):
                 if attempt:
                     self.stats.retries += 1
-                value, result, error = fn()
+                value, result, error = self._call(what, fn)
                 if result == sdk.COMM_SUCCESS:
                     status = error & ~ct.STATUS_ALERT_BIT
                     if status:
@@ -160,7 +185,8 @@ class DynamixelBus:
             param.extend(data)
         with self._lock:
             self.stats.transactions += 1
-            result = self.packet.syncWriteTxOnly(self.port, start, length, param, len(param))
+            result = self._call(f"sync write at {start}",
+                                lambda: self.packet.syncWriteTxOnly(self.port, start, length, param, len(param)))
             if result != sdk.COMM_SUCCESS:
                 self.stats.errors[_comm_error(result)] += 1
                 self.stats.failures += 1
@@ -195,7 +221,7 @@ class DynamixelBus:
         found = {}
         with self._lock:
             for servo_id in ids:
-                model, result, _ = self.packet.ping(self.port, servo_id)
+                model, result, _ = self._call("scan", lambda i=servo_id: self.packet.ping(self.port, i))
                 if result == sdk.COMM_SUCCESS:
                     found[servo_id] = int(model)
         return found

@@ -141,6 +141,7 @@ class WidowXConfig:
     home_tolerance_rad: float = 0.03
     home_timeout_s: float = 20.0
     reboot_on_start: bool = True  # reboot servos that start with a latched hardware error
+    reconnect_interval_s: float = 1.0  # after the port failed (USB pulled): reopen attempts this often
 
     def __post_init__(self):
         if self.loop_rate_hz <= 0 or self.command_timeout_s <= 0:
@@ -173,6 +174,7 @@ class LoopStats:
     command_timeouts: int = 0
     limit_stops: int = 0
     watchdog_recoveries: int = 0
+    reconnects: int = 0
     rejected_commands: int = 0
     last_error: str = ""
     rate_hz: float = 0.0
@@ -220,6 +222,7 @@ class WidowXArm:
         self._pwm_limit = 885
         self._health_phase = 0
         self._watchdog_armed = False
+        self._last_reconnect = -np.inf
         self._rate = RateMeter()
         self._home_target: np.ndarray | None = None
         self._home_done = threading.Event()
@@ -455,6 +458,9 @@ class WidowXArm:
             now = time.monotonic() if now is None else now
             self.stats.cycles += 1
             self.stats.rate_hz = self._rate.tick(now)
+            if self.bus.port_lost and not self._reconnect(now):
+                self.stats.read_failures += 1
+                return None
             state = self._read_state(now)
             if state is None:
                 self._write_arm(np.zeros(self.n))  # no position feedback -> no motion
@@ -483,6 +489,27 @@ class WidowXArm:
                 self._health()
             self.state = state
             return state
+
+    def _reconnect(self, now: float) -> bool:
+        """Reopen a lost port (at most every reconnect_interval_s), recheck the servos, re-arm with zero."""
+        if now - self._last_reconnect < self.cfg.reconnect_interval_s:
+            return False
+        self._last_reconnect = now
+        try:
+            self.bus.reopen()
+            self.check()
+            self._cmd[:] = 0.0
+            self._cmd_time = -np.inf
+            # While the host was away the Bus Watchdog has stopped the servos: clear it, re-arm next step.
+            self.bus.sync_write_register(ct.BUS_WATCHDOG, {i: 0 for i in self.all_ids})
+            self._watchdog_armed = False
+        except (BusError, StartupError) as exc:
+            self.bus.port_lost = True
+            self.stats.last_error = f"reconnect to {self.bus.port_name} failed: {exc}"
+            return False
+        self.stats.reconnects += 1
+        log.warning("reconnected to %s", self.bus.port_name)
+        return True
 
     def _read_state(self, now: float) -> ArmState | None:
         try:
@@ -587,6 +614,7 @@ class WidowXArm:
                   "bus_failures": b.failures, "bus_errors": dict(b.errors), "read_failures": s.read_failures,
                   "write_failures": s.write_failures, "command_timeouts": s.command_timeouts,
                   "limit_stops": s.limit_stops, "watchdog_recoveries": s.watchdog_recoveries,
+                  "reconnects": s.reconnects,
                   "last_error": s.last_error}
         role = {i: r for i, (r, _) in self.calib.expected_servos().items()}
         for servo_id, t in sorted(self.temperatures.items()):

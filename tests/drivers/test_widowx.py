@@ -258,3 +258,20 @@ def test_killed_driver_process_leaves_the_arm_stopped_by_the_bus_watchdog(emulat
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+def test_lost_port_is_reported_then_reopened_and_rearmed(make_arm, emulator):
+    arm = make_arm(reconnect_interval_s=0.2)
+    run(arm, 0.1, [0.3, 0, 0, 0, 0])
+    arm.bus.port.ser.close()  # the adapter vanishes under the driver (USB pulled)
+    assert arm.step() is None
+    assert arm.bus.port_lost and arm.bus.stats.errors["port"] >= 1
+    deadline = time.monotonic() + 10
+    state = None
+    while state is None and time.monotonic() < deadline:
+        state = arm.step()
+        time.sleep(0.02)
+    assert state is not None and arm.stats.reconnects == 1
+    assert emulator.servo(1).goal_velocity == 0  # re-armed with zero: motion needs a fresh command
+    run(arm, 0.1, [0.3, 0, 0, 0, 0])
+    assert emulator.servo(1).goal_velocity == int(0.3 / RAD_S_PER_UNIT) and emulator.servo(1).watchdog == 5
