@@ -89,6 +89,10 @@ ALARM_CODES: dict[int, str] = {
        "decreasing pull-off distance, or check wiring.",
 }
 
+# Alarms that GRBL follows with its own reset (banner): a homing failure or an aborted cycle re-initialises.
+# A line sent between the alarm and that banner would be dropped by the reset, so senders wait for it.
+SELF_RESETTING_ALARMS = frozenset({3, 6, 7, 8, 9})
+
 # Alarms after which the machine position cannot be trusted (or was never established): re-home.
 # Soft limit (2) and probe fails (4, 5) retain position and may be unlocked with $X.
 POSITION_LOSING_ALARMS = frozenset({1, 3, 6, 7, 8, 9})
@@ -316,6 +320,7 @@ class GrblDriver:
         self.version: str | None = None
         self.alarm_code: int | None = None  # last ALARM:N seen since the last reset/unlock/home
         self.needs_reset = False  # "[MSG:Reset to continue]": critical alarm, only a soft reset helps
+        self._reset_expected = False  # a self-resetting alarm was seen; its banner has not come yet
         self.messages: deque[str] = deque(maxlen=50)  # feedback lines, newest last
         self.garbled: deque[str] = deque(maxlen=50)
         self.disconnected_reason: str | None = "not opened"
@@ -432,10 +437,11 @@ class GrblDriver:
                     log.debug("GRBL %s with no command outstanding (after a reset/alarm): ignored", line)
             elif kind == "alarm":
                 self.alarm_code = payload
+                self._reset_expected = payload in SELF_RESETTING_ALARMS
                 self._fail_all(GrblAlarm(payload))
             elif kind == "banner":
                 self.version = payload
-                self.needs_reset = False
+                self.needs_reset = self._reset_expected = False
                 self._banner_seq += 1
                 self._fail_all(GrblReset(f"GRBL reset (banner 'Grbl {payload}'): outstanding commands dropped"))
             elif kind == "info":
@@ -486,6 +492,14 @@ class GrblDriver:
                 raise ValueError(f"not a sendable GRBL line: {line!r} (1..{LINE_MAX - 1} chars, no ?!~)")
             p = _Pending(line, len(line) + 1)
             with self._cond:
+                # After a self-resetting alarm, wait for GRBL's banner: a line sent before it would be lost.
+                deadline = time.monotonic() + self.boot_timeout_s
+                while self._reset_expected and time.monotonic() < deadline:
+                    self._check_link()
+                    self._cond.wait(0.05)
+                if self._reset_expected:
+                    log.warning("GRBL on %s: no banner after ALARM:%s; sending anyway", self.port, self.alarm_code)
+                    self._reset_expected = False
                 # Wait for room in GRBL's receive buffer: the bytes of all un-acked lines must fit.
                 deadline = time.monotonic() + timeout
                 while self._pending and sum(q.nbytes for q in self._pending) + p.nbytes > RX_BUFFER_SIZE - 1:
