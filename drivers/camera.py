@@ -143,6 +143,13 @@ class Camera:
                 out.append(f"pixel format '{got}' instead of '{cfg.fourcc}'")
         return out
 
+    def probe(self) -> list[str]:
+        """Open once, verify the settings and release: the mismatches (CameraError if it cannot open,
+        or if `strict` and a setting was not taken)."""
+        cap = self._open()
+        cap.release()
+        return list(self.status.settings_mismatch)
+
     # --- thread -----------------------------------------------------------------------------------------
     def start(self) -> Camera:
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.cfg.name}", daemon=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 from rclpy.node import Node
 
-from drivers.camera import Camera, CameraConfig
+from drivers.camera import Camera, CameraConfig, CameraError
 from drivers.camera_pair import CAMERAS, FramePairer, camera_info_fields, load_camera_calibration
 from meldbot import topics
 from meldbot.node_support import declare_config, diagnostic_array, diagnostic_status, run_node
@@ -50,7 +50,10 @@ class DualCameraNode(Node):
             self.calib = load_camera_calibration(self.cfg.calibration)
             self.pairer = FramePairer(self.calib, self.cfg.pair_tolerance_s, self.cfg.stale_after_s)
             self.cams = {n: Camera(self.cfg.camera(n)) for n in CAMERAS}
-        except (ValueError, FileNotFoundError) as exc:
+            if self.cfg.strict:  # refuse to start on a camera that is missing or ignores the settings
+                for cam in self.cams.values():
+                    cam.probe()
+        except (ValueError, FileNotFoundError, CameraError) as exc:
             raise SystemExit(f"dual_camera: {exc}") from exc
         self.image_pubs = {"scene": topics.create_publisher(self, topics.SCENE_IMAGE),
                            "wrist": topics.create_publisher(self, topics.WRIST_IMAGE)}

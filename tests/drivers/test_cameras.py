@@ -36,7 +36,8 @@ def test_requested_settings_are_verified(video):
         assert cam.status.settings_mismatch == ["size 160x120 instead of 640x480"]
     strict = Camera(CameraConfig(name="scene", source=str(video), width=640, height=480, strict=True))
     with pytest.raises(CameraError, match="size 160x120 instead of 640x480"):
-        strict._open()
+        strict.probe()
+    assert Camera(CameraConfig(name="scene", source=str(video), width=160, height=120, strict=True)).probe() == []
 
 
 def test_unplugged_camera_is_reported_then_reconnects(video, tmp_path):
