@@ -57,3 +57,10 @@ def test_driver_node_commands_to_registers_joint_states_estop_and_dead_host(ros_
     assert emulator.wait_for(lambda e: e.servo(1).watchdog == -1 and abs(e.servo(1).velocity) < 0.5, timeout=10)
     assert all(emulator.servo(i).goal_velocity == 0 for i in (1, 2, 4, 6, 7))
     assert emulator.log.of(dx.SYNC_READ)  # the node read state over the same bus
+
+
+def test_driver_node_refuses_to_start_with_a_missing_servo(ros_graph, emulator):
+    emulator.servo(4).faults.missing = True
+    proc = ros_graph.start_node("widowx_driver", namespace="arm", params={"port": emulator.port})
+    assert proc.wait(60) == 2
+    assert "servo ID 4 (elbow) did not answer a ping" in proc.output()
