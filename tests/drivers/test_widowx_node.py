@@ -49,6 +49,11 @@ def test_driver_node_commands_to_registers_joint_states_estop_and_dead_host(ros_
     assert not any(emulator.servo(i).torque for i in range(1, 9))
     response = ros_graph.call(topics.ARM_ENABLE, SetBool.Request(data=True), namespace="arm", timeout=30)
     assert response.success and emulator.servo(1).torque
+    # home: the driver's own P-loop brings every joint to the calibrated pose before answering.
+    response = ros_graph.call(topics.ARM_HOME, namespace="arm", timeout=60)
+    assert response.success, response.message
+    home = states.wait(count=1, timeout=30, predicate=lambda m: abs(m.position[1] + 0.3) < 0.05)[-1]
+    assert abs(home.position[0]) < 0.05 and abs(home.position[2] - 0.3) < 0.05
 
     # Dead host: kill -9 the driver while it commands motion; only the Bus Watchdog can stop the arm.
     assert emulator.wait_for(commanded, timeout=30, poll=0.05)
