@@ -15,9 +15,9 @@ import numpy as np
 import yaml
 
 from drivers.camera import Frame
+from drivers.paths import default_calibration
 
 CAMERAS = ("scene", "wrist")
-DEFAULT_CAMERA_CALIBRATION = Path(__file__).resolve().parent.parent / "calibration" / "cameras.yaml"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CameraCalibration:
 
 
 def load_camera_calibration(path: str | Path = "") -> dict[str, CameraCalibration]:
-    path = Path(path or DEFAULT_CAMERA_CALIBRATION)
+    path = Path(path or default_calibration("cameras.yaml"))
     if not path.is_file():
         raise FileNotFoundError(f"camera calibration file {path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}

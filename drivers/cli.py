@@ -11,7 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-SHARE = Path(__file__).resolve().parent.parent
+
+def _share() -> Path:
+    from meldbot.executables import package_share
+
+    return package_share()
 
 
 def _ids(text: str) -> list[int]:
@@ -41,7 +45,7 @@ def register(subparsers):
     cam = subparsers.add_parser("camera", help="webcam checks")
     cam_sub = cam.add_subparsers(dest="camera_command", metavar="CAMERA_COMMAND", required=True)
     cc = cam_sub.add_parser("check", help="grab a frame from each camera, save PNGs, report settings")
-    cc.add_argument("--config", default=str(SHARE / "config" / "dual_camera.yaml"),
+    cc.add_argument("--config", default=str(_share() / "config" / "dual_camera.yaml"),
                     help="dual_camera parameter YAML (ROS params file)")
     cc.add_argument("--scene", help="override scene_source")
     cc.add_argument("--wrist", help="override wrist_source")

@@ -20,6 +20,7 @@ import yaml
 
 from drivers import control_table as ct
 from drivers.dynamixel_bus import BusError, DynamixelBus
+from drivers.paths import default_calibration
 from drivers.rate import RateMeter
 
 log = logging.getLogger("meldbot.widowx")
@@ -115,7 +116,7 @@ class ArmCalibration:
 
 
 WIDOWX_JOINTS = ("waist", "shoulder", "elbow", "wrist_angle", "wrist_rotate")
-DEFAULT_CALIBRATION = Path(__file__).resolve().parent.parent / "calibration" / "widowx.yaml"
+
 
 
 # --- config -------------------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ class WidowXArm:
     def __init__(self, config: WidowXConfig, calibration: ArmCalibration | None = None,
                  bus: DynamixelBus | None = None):
         self.cfg = config
-        self.calib = calibration or ArmCalibration.load(config.calibration or DEFAULT_CALIBRATION)
+        self.calib = calibration or ArmCalibration.load(config.calibration or default_calibration("widowx.yaml"))
         self.bus = bus or DynamixelBus(config.port, config.baudrate, config.retries)
         joints = self.calib.joints
         names = list(config.joint_names) or self.calib.names
