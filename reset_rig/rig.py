@@ -119,6 +119,8 @@ class RigConfig:
     reconnect_period_s: float = 1.0
     home_on_connect: bool = True  # re-home after every (re)connect: the board reset lost position
     max_ack_retries: int = 2  # re-sends of an absolute move whose acknowledgement was garbled
+    rehome_after_alarm: bool = True  # tick() re-homes after a position-losing alarm (unattended runs)...
+    max_auto_rehomes: int = 2  # ...at most this many times in a row; then it waits for a person
 
     def __post_init__(self):
         if not self.rail_min_mm < self.rail_max_mm:
@@ -175,6 +177,7 @@ class Rig:
         self.settings_diffs: list = []
         self.alarm_code: int | None = None
         self.home_count = 0  # successful homing cycles (a changed count = position re-established)
+        self.auto_rehomes = 0  # automatic re-homings since the last successful move
         self._op = threading.Lock()
         self._stop = threading.Event()
         self._homing = False
@@ -339,6 +342,7 @@ class Rig:
             except GrblError as exc:
                 self._fail(exc, f"move to rail {rail_mm:g} mm, rotation {rotation_deg:g} deg")
             self._set(IDLE, f"at rail {rail_mm:g} mm, rotation {rotation_deg:g} deg")
+            self.auto_rehomes = 0
         return self.snapshot()
 
     def _send_move(self, line: str, target: dict[str, float]):
@@ -475,7 +479,17 @@ class Rig:
                 except RigError as exc:
                     log.warning("rig reconnect failed: %s", exc)
             return self.snapshot()
-        return self.poll()
+        snap = self.poll()
+        if (snap.state == ALARM and not self.homed and self.settings_ok and self.config.rehome_after_alarm
+                and self.auto_rehomes < self.config.max_auto_rehomes and not self._op.locked()):
+            self.auto_rehomes += 1
+            log.warning("re-homing after %s (automatic attempt %d of %d)", snap.message, self.auto_rehomes,
+                        self.config.max_auto_rehomes)
+            try:
+                return self.home()
+            except RigError as exc:
+                log.error("automatic re-homing failed: %s", exc)
+        return self.snapshot()
 
     def snapshot(self) -> RigSnapshot:
         status = self._cache.status

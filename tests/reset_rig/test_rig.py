@@ -57,7 +57,8 @@ def test_out_of_travel_target_is_refused_before_anything_is_sent(rig, emulator, 
     assert rig.state == IDLE
 
 
-def test_alarm_mid_move_is_reported_and_blocks_moves_until_homed(rig, emulator):
+def test_alarm_mid_move_is_reported_and_blocks_moves_until_homed(emulator):
+    rig = make_rig(emulator.port, rehome_after_alarm=False)
     rig.connect()
     emulator.trip_limit_during_next_move(0.5, axis="X")
     with pytest.raises(RigError, match="ALARM:1 \\(Hard limit"):
@@ -70,10 +71,29 @@ def test_alarm_mid_move_is_reported_and_blocks_moves_until_homed(rig, emulator):
     with pytest.raises(RigNotReady, match="unlock refused"):
         rig.unlock()  # a hard limit loses position: $X would be unsafe
     assert len(emulator.lines) == sent  # nothing was sent for the refused move or unlock
+    assert rig.tick().state == ALARM  # automatic re-homing is off: it stays blocked
     rig.home()  # soft reset (GRBL demanded it), then $H
     assert emulator.lines[-1] == "$H" and emulator.boots >= 2
     assert rig.move_to(50.0, 0.0).state == IDLE
     assert emulator.mpos[0] == pytest.approx(-48.0, abs=1e-3)
+    rig.close()
+
+
+def test_unattended_rig_rehomes_after_a_position_losing_alarm_a_bounded_number_of_times(rig, emulator):
+    rig.connect()
+    for attempt in (1, 2):
+        emulator.trip_limit_during_next_move(0.5)
+        with pytest.raises(RigError, match="ALARM:1"):
+            rig.move_to(80.0, 0.0)
+        with pytest.raises(RigNotReady):
+            rig.move_to(50.0, 0.0)  # blocked until homed
+        assert rig.tick().state == IDLE and rig.auto_rehomes == attempt  # supervision re-homed it
+    emulator.trip_limit_during_next_move(0.5)
+    with pytest.raises(RigError, match="ALARM:1"):
+        rig.move_to(80.0, 0.0)
+    assert rig.tick().state == ALARM  # a third alarm in a row: wait for a person
+    rig.home()
+    assert rig.move_to(50.0, 0.0).state == IDLE and rig.auto_rehomes == 0
 
 
 def test_homing_failure_is_an_alarm(rig, emulator):

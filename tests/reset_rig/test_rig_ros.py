@@ -54,7 +54,7 @@ def test_rig_node_answers_task_requests_and_publishes_joint_states(ros_graph, em
 
 def test_rig_node_recovers_from_disconnect_and_alarm_and_returns_to_the_requested_task(ros_graph, emulator):
     current = ros_graph.subscribe(topics.TASK_CURRENT)
-    ros_graph.start_node("reset_rig", params={"port": emulator.port, **RIG_PARAMS})
+    ros_graph.start_node("reset_rig", params={"port": emulator.port, "rehome_after_alarm": False, **RIG_PARAMS})
     request = ros_graph.publisher(topics.TASK_REQUEST)
     request.publish(String(data="train-07"))
     current.wait(1, timeout=90, predicate=lambda m: m.data == "train-07")
