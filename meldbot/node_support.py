@@ -19,10 +19,10 @@ C = TypeVar("C")
 def declare_config(node, config_cls: type[C], prefix: str = "") -> C:
     """Declare one ROS parameter per dataclass field (default = field default) and build the config.
 
-    Lists must be homogeneous (ROS parameter arrays); an empty list default is declared as a string
-    array unless the field's type says float/int/bool.
+    Values are checked against the field's type here rather than by rclpy, so ``rate_hz:=10`` is
+    accepted for a float field and a wrong type ends start-up with a message naming the parameter.
     """
-    from rclpy.parameter import Parameter
+    from rcl_interfaces.msg import ParameterDescriptor
 
     hints = get_type_hints(config_cls)
     values: dict[str, Any] = {}
@@ -34,32 +34,39 @@ def declare_config(node, config_cls: type[C], prefix: str = "") -> C:
         else:
             raise TypeError(f"{config_cls.__name__}.{f.name} needs a default to be a ROS parameter")
         name = prefix + f.name
-        if isinstance(default, (list, tuple)):
-            hint = str(hints.get(f.name, ""))
-            if len(default):
-                values[f.name] = list(node.declare_parameter(name, list(default)).value)
-                continue
-            if "float" in hint:
-                ptype = Parameter.Type.DOUBLE_ARRAY
-            elif "int" in hint:
-                ptype = Parameter.Type.INTEGER_ARRAY
-            elif "bool" in hint:
-                ptype = Parameter.Type.BOOL_ARRAY
-            else:
-                ptype = Parameter.Type.STRING_ARRAY
-            node.declare_parameter(name, ptype)
-            got = node.get_parameter(name).value
-            value = list(default) if got is None else list(got)
-        else:
-            value = node.declare_parameter(name, default).value
-            # ROS may hand an int where the field is float (YAML "5" for a rate): coerce.
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-        values[f.name] = value
+        initial = (list(default) or None) if isinstance(default, (list, tuple)) else default
+        got = node.declare_parameter(name, initial, ParameterDescriptor(dynamic_typing=True)).value
+        if got is None:
+            values[f.name] = list(default) if isinstance(default, (list, tuple)) else default
+            continue
+        try:
+            values[f.name] = _coerce(got, hints.get(f.name, type(default)), default)
+        except TypeError as exc:
+            raise SystemExit(f"{node.get_name()}: parameter '{name}' {exc}") from exc
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as exc:
         raise SystemExit(f"{node.get_name()}: invalid parameters: {exc}") from exc
+
+
+def _coerce(value, hint, default):
+    """`value` as the field type `hint` (float accepts int; list elements likewise), else TypeError."""
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple) or isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item = args[0] if args else (type(default[0]) if default else str)
+        return [_coerce(v, item, None) for v in value]
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"must be a number, got {value!r}")
+        return float(value)
+    if hint in (int, bool, str) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise TypeError(f"must be {hint.__name__}, got {value!r}")
+    return value
 
 
 def config_from_dict(config_cls: type[C], data: dict, source: str = "config") -> C:

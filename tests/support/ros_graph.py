@@ -58,12 +58,15 @@ class Collector:
             self.messages.append(msg)
             self._cond.notify_all()
 
-    def wait(self, count: int = 1, timeout: float = 60.0, predicate: Callable | None = None) -> list:
-        """Block until `count` messages (matching `predicate`) arrived; AssertionError on timeout."""
+    def wait(self, count: int = 1, timeout: float = 60.0, predicate: Callable | None = None, start: int = 0) -> list:
+        """Block until `count` messages (matching `predicate`, from index `start` on) arrived.
+
+        AssertionError on timeout.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                matching = [m for m in self.messages if predicate is None or predicate(m)]
+                matching = [m for m in self.messages[start:] if predicate is None or predicate(m)]
                 if len(matching) >= count:
                     return matching
                 left = deadline - time.monotonic()
