@@ -22,6 +22,8 @@ import time
 import tty
 from dataclasses import dataclass, field
 
+from tests.support.emulator_base import ThreadedEmulator
+
 # --- Protocol 2.0 constants (e-Manual "Protocol 2.0") -------------------------------------------
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST = 0xFE
@@ -298,7 +300,7 @@ def parse_sync_write(params: bytes) -> tuple[int, dict[int, bytes]]:
     return address, values
 
 
-class DynamixelBusEmulator:
+class DynamixelBusEmulator(ThreadedEmulator):
     """The emulated bus: a pty, a thread answering instruction packets, and the servos on it."""
 
     def __init__(self, servos: list[EmulatedServo], physics_hz: float = 500.0, log_limit: int = 200_000):
@@ -311,31 +313,17 @@ class DynamixelBusEmulator:
         tty.setraw(self._master)
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._buffer = bytearray()
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> DynamixelBusEmulator:
-        self._thread = threading.Thread(target=self._run, name="dxl-emulator", daemon=True)
-        self._thread.start()
-        return self
+    thread_name = "dxl-emulator"
 
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _on_stop(self):
         for fd in (self._master, self._slave):
             try:
                 os.close(fd)
             except OSError:
                 pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # --- state access for tests ------------------------------------------------------------------------
     def servo(self, servo_id: int) -> EmulatedServo:
@@ -381,9 +369,9 @@ class DynamixelBusEmulator:
         return False
 
     # --- the wire ----------------------------------------------------------------------------------------
-    def _run(self):
+    def _serve(self):
         last_physics = 0.0
-        while not self._stop.is_set():
+        while not self._stop_requested.is_set():
             try:
                 ready, _, _ = select.select([self._master], [], [], self.physics_period)
             except (OSError, ValueError):

@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from reset_rig.settings import load_settings_file
+from tests.support.emulator_base import ThreadedEmulator
 
 VERSION = "1.1h"
 PLANNER_BLOCKS = 15
@@ -57,7 +58,7 @@ class _Block:
     accel: float = 0.0
 
 
-class GrblEmulator:
+class GrblEmulator(ThreadedEmulator):
     """GRBL 1.1 on a pty. `port` is a stable symlink to the current pty (survives unplug/replug)."""
 
     def __init__(self, settings: dict[int, float] | None = None, time_scale: float = 1.0,
@@ -76,8 +77,6 @@ class GrblEmulator:
         self._lock = threading.RLock()
         self._master: int | None = None
         self._slave_open = False
-        self._running = False
-        self._thread: threading.Thread | None = None
         # observable history
         self.received = bytearray()  # every byte received, across resets and re-plugs
         self.lines: list[str] = []  # every complete line received (real-time bytes excluded)
@@ -95,28 +94,17 @@ class GrblEmulator:
         self._power_on()
 
     # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> GrblEmulator:
-        self._plug()
-        self._running = True
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="grbl-emulator")
-        self._thread.start()
-        return self
+    thread_name = "grbl-emulator"
 
-    def stop(self):
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+    def _on_start(self):
+        self._plug()
+
+    def _on_stop(self):
         self.unplug()
         try:
             os.rmdir(self._dir)
         except OSError:
             pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def _plug(self):
         master, slave = os.openpty()
@@ -250,9 +238,9 @@ class GrblEmulator:
     def _queue(self, line: str, delay: float = 0.0):
         self._outbox.append((time.monotonic() + delay, (line + "\r\n").encode("ascii")))
 
-    def _loop(self):
+    def _serve(self):
         last = time.monotonic()
-        while self._running:
+        while not self._stop_requested.is_set():
             master = self._master
             data = b""
             if master is None:
