@@ -72,10 +72,16 @@ class _Parser:
         return SubstitutionError(f"bad substitution in {self.text!r}: {message}")
 
     def template(self) -> list[Part]:
+        return self._scan(stop="")
+
+    def _scan(self, stop: str, unexpected: str = "", name: str = "") -> list[Part]:
+        """Literal text (backslash escapes) and nested substitutions up to a character in `stop`."""
         parts, buf = [], []
         text, n = self.text, len(self.text)
         while self.i < n:
             c = text[self.i]
+            if c in stop:
+                break
             if c == "\\" and self.i + 1 < n:
                 buf.append(text[self.i + 1])
                 self.i += 2
@@ -84,6 +90,8 @@ class _Parser:
                     parts.append("".join(buf))
                     buf = []
                 parts.append(self.substitution())
+            elif c in unexpected:
+                raise self.error(f"unexpected {c!r} in an argument of '$({name} ...)' (quote the whole argument)")
             else:
                 buf.append(c)
                 self.i += 1
@@ -121,52 +129,16 @@ class _Parser:
         if quote in "'\"":
             self.i += 1
             return self.quoted(quote, name)
-        parts, buf = [], []
-        while self.i < len(self.text):
-            c = self.text[self.i]
-            if c in " )":
-                break
-            if c == "\\" and self.i + 1 < len(self.text):
-                buf.append(self.text[self.i + 1])
-                self.i += 2
-            elif self.text.startswith("$(", self.i):
-                if buf:
-                    parts.append("".join(buf))
-                    buf = []
-                parts.append(self.substitution())
-            elif c in "'\"(":
-                raise self.error(f"unexpected {c!r} in an argument of '$({name} ...)' (quote the whole argument)")
-            else:
-                buf.append(c)
-                self.i += 1
-        if buf:
-            parts.append("".join(buf))
+        parts = self._scan(stop=" )", unexpected="'\"(", name=name)
         if not parts:
             raise self.error(f"empty argument in '$({name} ...)' (arguments are separated by one space)")
         return parts
 
     def quoted(self, quote: str, name: str) -> list[Part]:
-        parts, buf = [], []
-        while True:
-            if self.i >= len(self.text):
-                raise self.error(f"unterminated {quote} quote in '$({name} ...)'")
-            c = self.text[self.i]
-            if c == quote:
-                self.i += 1
-                break
-            if c == "\\" and self.i + 1 < len(self.text):
-                buf.append(self.text[self.i + 1])
-                self.i += 2
-            elif self.text.startswith("$(", self.i):
-                if buf:
-                    parts.append("".join(buf))
-                    buf = []
-                parts.append(self.substitution())
-            else:
-                buf.append(c)
-                self.i += 1
-        if buf:
-            parts.append("".join(buf))
+        parts = self._scan(stop=quote)
+        if self.i >= len(self.text):
+            raise self.error(f"unterminated {quote} quote in '$({name} ...)'")
+        self.i += 1
         if self.i < len(self.text) and self.text[self.i] not in " )":
             raise self.error(f"a quoted argument of '$({name} ...)' must end at a space or ')'")
         return parts or [""]
