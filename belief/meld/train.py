@@ -66,6 +66,7 @@ class TrainConfig:
     eval_trials_per_task: int = 1
     checkpoint_every: int = 10
     warm_start: str = ""  # run dir of a trained (shaped) agent: its buffers seed this one
+    warm_start_model: bool = False  # also start from that run's latent model weights (not its actor-critic)
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -192,6 +193,7 @@ class Trainer:
         self.trials_run = 0
         self.pretrained = False
         self.log = CsvLog(self.run_dir / "train.csv")
+        self.pretrain_log = CsvLog(self.run_dir / "pretrain.csv")
         self.eval_log = CsvLog(self.run_dir / "eval.csv")
 
     # --- checkpoint ----------------------------------------------------------------------------
@@ -248,7 +250,11 @@ class Trainer:
         src = Path(self.cfg.warm_start) / CHECKPOINT
         state = load_checkpoint(src)
         self.buffers.load_state_dict(state["buffers"])
-        print(f"warm start: {self.buffers.num_trials} trials from {src}", flush=True)
+        if self.cfg.warm_start_model:
+            self.agent.model.load_state_dict(state["agent"]["model"])
+        self.env_steps = int(state["counters"]["env_steps"])  # the data was paid for: keep counting from there
+        print(f"warm start: {self.buffers.num_trials} trials{' and the model' if self.cfg.warm_start_model else ''}"
+              f" from {src}", flush=True)
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
@@ -263,6 +269,7 @@ class Trainer:
             print(f"resumed from {ckpt} at iteration {self.iteration}, {self.env_steps} env steps", flush=True)
         else:
             atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), self.run_dir / "config.yaml")
+        _sigterm_as_interrupt()
         t0 = time.monotonic()
         last_eval: dict = {}
         try:
@@ -276,8 +283,8 @@ class Trainer:
                 for i in tqdm(range(cfg.pretrain_steps), desc="model pre-training", leave=False):
                     stats = self.train_steps(1, actor_critic=False)
                     if i % 50 == 0:
-                        self.log.write({"phase": "pretrain", "iteration": 0, "env_steps": self.env_steps,
-                                        "grad_steps": self.grad_steps, **stats})
+                        self.pretrain_log.write({"iteration": 0, "env_steps": self.env_steps,
+                                                 "grad_steps": self.grad_steps, **stats})
                 self.pretrained = True
                 self.save()
             bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="meld", dynamic_ncols=True)
@@ -291,7 +298,7 @@ class Trainer:
                     succ.append(self.collect(task, "sample").episode_success)
                 stats = self.train_steps(cfg.train_steps_per_iter)
                 self.iteration += 1
-                row = {"phase": "train", "iteration": self.iteration, "env_steps": self.env_steps,
+                row = {"iteration": self.iteration, "env_steps": self.env_steps,
                        "grad_steps": self.grad_steps, "wall_s": round(time.monotonic() - t0, 1),
                        "train_success_ep1": float(np.mean([s[0] for s in succ])),
                        "train_success_last": float(np.mean([s[-1] for s in succ])), **stats}
@@ -329,6 +336,18 @@ class Trainer:
         return row
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a scheduler's stop) checkpoints like Ctrl-C; background jobs ignore SIGINT."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def train(cfg: TrainConfig, run_dir, resume: bool = False, env=None, task_set=None) -> dict:
     return Trainer(cfg, run_dir, env, task_set).run(resume)
 
@@ -336,8 +355,14 @@ def train(cfg: TrainConfig, run_dir, resume: bool = False, env=None, task_set=No
 def train_command(args) -> int:
     """`meldbot train --algo meld --env widowx_cable [--config FILE] [--out DIR] [--resume] [--device cuda]`."""
     config = getattr(args, "config", None) or "config/train_meld.yaml"
+    overrides = {}
+    for item in getattr(args, "set", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
     cfg = TrainConfig.from_yaml(config, env=getattr(args, "env", None), device=getattr(args, "device", None),
-                                seed=getattr(args, "seed", None))
+                                seed=getattr(args, "seed", None), **overrides)
     out = getattr(args, "out", None) or getattr(args, "run_dir", None) or f"runs/meld_{cfg.env}_s{cfg.seed}"
     result = train(cfg, out, resume=bool(getattr(args, "resume", False)))
     print(f"MELD run in {out}: last evaluation {result}")
@@ -351,6 +376,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a top-level config key (YAML value), e.g. --set time_budget_min=60")
 
 
 def main(argv=None) -> int:

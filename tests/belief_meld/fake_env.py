@@ -21,7 +21,9 @@ def make_task_set(seed: int = 0, n_train: int = 2, n_test: int = 2) -> TaskSet:
 
 
 class FakeImageEnv(gym.Env):
-    def __init__(self, height: int = 16, width: int = 32, episode_steps: int = 4, seed: int = 0):
+    def __init__(self, height: int = 16, width: int = 32, episode_steps: int = 4, seed: int = 0,
+                 step_size: float = 0.5):
+        self.step_size = step_size
         self.height, self.width, self.episode_steps = height, width, episode_steps
         self.observation_space = gym.spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -46,7 +48,7 @@ class FakeImageEnv(gym.Env):
 
     def step(self, action):
         a = check_action(action, self.action_space.shape, "FakeImageEnv")
-        self.x = float(np.clip(self.x + 0.5 * a[0], -1, 1))
+        self.x = float(np.clip(self.x + self.step_size * a[0], -1, 1))
         self.t += 1
         dist = abs(self.x - self.task.params["goal"])
         sparse = float(dist < 0.2)
