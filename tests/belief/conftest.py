@@ -1,4 +1,8 @@
 import pytest
+import torch
+
+# One intra-op thread: these nets are tiny, and on a shared 2-core machine extra threads only contend.
+torch.set_num_threads(1)
 
 TINY_AGENT = {"latent_dim": 3, "encoder_hidden": [16, 16], "meta_batch": 2, "batch_size": 8, "context_size": 6,
               "sac": {"hidden": [16, 16]}}
