@@ -150,3 +150,11 @@ class DemoBuffer:
     def load_state_dict(self, state: dict) -> None:
         self.max_paths = state["max_paths"]
         self.paths = [dict(p) for p in state["paths"]]
+
+
+def random_path(n: int, obs_dim: int, action_dim: int, rng: np.random.Generator, ret: float = 0.0,
+                success: bool = True) -> dict:
+    """A path of random transitions (tests and benchmarks)."""
+    return {"obs": rng.normal(size=(n, obs_dim)), "actions": rng.uniform(-1, 1, (n, action_dim)),
+            "rewards": rng.normal(size=(n, 1)), "sparse_rewards": rng.integers(0, 2, (n, 1)).astype(float),
+            "next_obs": rng.normal(size=(n, obs_dim)), "dones": np.zeros((n, 1)), "success": success, "return": ret}

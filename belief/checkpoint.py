@@ -48,3 +48,21 @@ def load(path: str | os.PathLike) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated or foreign file
         raise ValueError(f"{path}: not a readable meldbot checkpoint: {exc}") from exc
+
+
+def atomic_save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """tight_layout, save a matplotlib figure atomically (temp file + rename), close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from belief.checkpoint import atomic_write_text
+from belief.checkpoint import atomic_save_figure, atomic_write_text
 from belief.pearl import adapt, rollout
 
 
@@ -104,13 +104,7 @@ def plot_curves(summaries: dict[str, dict], histories: dict[str, list[dict]], pa
     ax2.grid(alpha=0.3)
     ax2.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path)
 
 
 def write_reports(trainer, out: Path, with_random: bool = True) -> dict:

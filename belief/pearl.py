@@ -57,6 +57,22 @@ class TrainData:
     descriptors: np.ndarray  # (n_tasks, descriptor_dim) privileged task descriptors (PERIL-A's target)
 
 
+def synthetic_train_data(n_tasks: int, obs_dim: int, action_dim: int, descriptor_dim: int, n: int,
+                         rng: np.random.Generator, capacity: int = 2000) -> TrainData:
+    """Random buffers, one random demonstration per task (tests and benchmarks)."""
+    from belief.buffers import random_path
+
+    replay = MultiTaskReplay(n_tasks, obs_dim, action_dim, capacity)
+    demos = []
+    for t in range(n_tasks):
+        path = random_path(n, obs_dim, action_dim, rng)
+        replay.add_path(t, path)
+        demo = DemoBuffer(6)
+        demo.add(path)
+        demos.append(demo)
+    return TrainData(replay, demos, rng.normal(size=(n_tasks, descriptor_dim)).astype(np.float32))
+
+
 class PEARLAgent(nn.Module):
     algo = "pearl"
     uses_demos = False

@@ -18,24 +18,6 @@ import torch
 OBS, ACT, DESC = 4, 3, 8
 
 
-def _data(n_tasks: int, rng):
-    from belief.buffers import DemoBuffer, MultiTaskReplay
-    from belief.pearl import TrainData
-
-    replay = MultiTaskReplay(n_tasks, OBS, ACT, 2000)
-    demos = []
-    for t in range(n_tasks):
-        n = 240
-        path = {"obs": rng.normal(size=(n, OBS)), "actions": rng.uniform(-1, 1, (n, ACT)),
-                "rewards": rng.normal(size=(n, 1)), "sparse_rewards": rng.integers(0, 2, (n, 1)).astype(float),
-                "next_obs": rng.normal(size=(n, OBS)), "dones": np.zeros((n, 1)), "success": True, "return": 0.0}
-        replay.add_path(t, path)
-        d = DemoBuffer(6)
-        d.add(path)
-        demos.append(d)
-    return TrainData(replay, demos, rng.normal(size=(n_tasks, DESC)).astype(np.float32))
-
-
 def _rate(fn, seconds: float = 3.0) -> float:
     fn()  # warm-up
     n, start = 0, time.perf_counter()
@@ -58,6 +40,7 @@ def _latencies(fn, n: int = 300) -> np.ndarray:
 
 def main() -> None:
     from belief.export import build_policy
+    from belief.pearl import synthetic_train_data
     from belief.peril import PERILAgent, PERILConfig
     from belief.policy_file import LoadedPolicy, save_policy
     from belief.sac import SAC, SACConfig
@@ -68,7 +51,7 @@ def main() -> None:
     cfg = PERILConfig(aux_weight=4.0, encoder_hidden=(128, 128), meta_batch=8, batch_size=64, context_size=64,
                       demo_context_size=64, demo_batch_size=64, sac=SACConfig(hidden=(128, 128)))
     agent = PERILAgent(OBS, ACT, cfg, descriptor_dim=DESC)
-    data = _data(8, rng)
+    data = synthetic_train_data(8, OBS, ACT, DESC, 240, rng)
     peril_rate = _rate(lambda: agent.train_step(data, rng.choice(8, 8), rng))
     sac = SAC(OBS + cfg.latent_dim, ACT, cfg.sac)
     n = cfg.meta_batch * cfg.batch_size

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from belief.buffers import DemoBuffer, MultiTaskReplay
 from belief.context_encoder import kl_to_standard_normal
-from belief.pearl import PEARLAgent, PEARLConfig, TrainData
+from belief.pearl import PEARLAgent, PEARLConfig, synthetic_train_data
 from belief.peril import PERILAgent, PERILConfig
 from belief.sac import SACConfig
 
@@ -16,19 +15,7 @@ SMALL = dict(latent_dim=3, encoder_hidden=(16,), meta_batch=2, batch_size=5, con
 
 
 def _data(n_tasks=3, seed=0):
-    rng = np.random.default_rng(seed)
-    replay = MultiTaskReplay(n_tasks, OBS, ACT, 100)
-    demos = []
-    for t in range(n_tasks):
-        n = 12
-        path = {"obs": rng.normal(size=(n, OBS)), "actions": rng.uniform(-1, 1, (n, ACT)),
-                "rewards": rng.normal(size=(n, 1)), "sparse_rewards": rng.integers(0, 2, (n, 1)).astype(float),
-                "next_obs": rng.normal(size=(n, OBS)), "dones": np.zeros((n, 1)), "success": True, "return": 1.0}
-        replay.add_path(t, path)
-        d = DemoBuffer(3)
-        d.add(path)
-        demos.append(d)
-    return TrainData(replay, demos, rng.normal(size=(n_tasks, DESC)).astype(np.float32))
+    return synthetic_train_data(n_tasks, OBS, ACT, DESC, 12, np.random.default_rng(seed), capacity=100)
 
 
 def _grads(module):
