@@ -130,6 +130,8 @@ class ArmSim:
         if self.rig is not None:
             self.rig.apply()
         self.time = 0.0
+        self.unstable = False
+        self._blowups_seen = _blowup_count(self.data)
         mujoco.mj_forward(self.model, self.data)
 
     def set_fingers(self, value: float) -> None:
@@ -155,6 +157,11 @@ class ArmSim:
             vel = d.qvel[self.dadr]
             d.qvel[self.dadr] = np.minimum(np.maximum(vel, -vmax), vmax)
         self.time += ticks * self.servo_dt
+        # MuJoCo resets the state when positions, velocities or accelerations blow up: the step's data is then
+        # a teleport, not physics. Report it so episodes can be cut instead of learned from.
+        blowups = _blowup_count(d)
+        self.unstable = blowups > getattr(self, "_blowups_seen", 0)
+        self._blowups_seen = blowups
         mujoco.mj_forward(m, d)  # sites, contacts and cameras at the final state
 
     # --- cameras ----------------------------------------------------------------------------------
@@ -240,3 +247,9 @@ class ArmSim:
                 dq *= 0.3 / norm
             q = np.clip(q + dq, lo, hi)
         return q, err_norm
+
+
+def _blowup_count(data) -> int:
+    """How often MuJoCo found NaN/huge qpos, qvel or qacc (and reset the state) since the last reset."""
+    w = mujoco.mjtWarning
+    return sum(data.warning[k].number for k in (w.mjWARN_BADQPOS, w.mjWARN_BADQVEL, w.mjWARN_BADQACC))

@@ -85,8 +85,10 @@ class MujocoTaskEnv(gym.Env):
         self.steps += 1
         result = self.family.evaluate(self.sim, self.task)
         reward = result["sparse_reward"] if self.reward_mode == "sparse" else result["dense_reward"]
-        truncated = self.steps >= self.episode_steps
-        return self._observe(), float(reward), False, truncated, self._info(result)
+        truncated = self.steps >= self.episode_steps or self.sim.unstable
+        info = self._info(result)
+        info["unstable"] = self.sim.unstable  # physics blew up and MuJoCo reset it: episode cut here
+        return self._observe(), float(reward), False, truncated, info
 
     def render(self):
         if self.render_mode == "rgb_array":

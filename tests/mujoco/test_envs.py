@@ -209,3 +209,16 @@ def test_gymnasium_env_checker_passes(env_id, image_obs):
         warnings.simplefilter("ignore", UserWarning)  # the state space is unbounded on purpose
         check_env(env, skip_render_check=True)
     env.close()
+
+
+def test_blown_up_physics_cuts_the_episode_instead_of_teaching_a_teleport():
+    import gymnasium as gym
+
+    env = gym.make("meldbot/WidowXCable-v0")
+    env.reset(seed=0)
+    _, _, _, truncated, info = env.step(np.zeros(5, dtype=np.float32))
+    assert not truncated and info["unstable"] is False
+    env.unwrapped.sim.data.qvel[:] = 1e30  # MuJoCo detects the bad accelerations and resets the state
+    _, _, _, truncated, info = env.step(np.zeros(5, dtype=np.float32))
+    assert info["unstable"] is True and truncated
+    env.close()
