@@ -45,6 +45,7 @@ class SACConfig:
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None: -action_dim
     reward_scale: float = 1.0
+    grad_clip: float | None = None  # max global gradient norm per optimiser step (None: no clipping)
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -176,6 +177,9 @@ class SAC(nn.Module):
         for opt in extra_optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()
+        if self.config.grad_clip:
+            for opt in (self.critic_optim, *extra_optimizers):
+                nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.config.grad_clip)
         self.critic_optim.step()
         for opt in extra_optimizers:
             opt.step()
@@ -185,6 +189,8 @@ class SAC(nn.Module):
             aloss = aloss + actor_aux_loss
         self.actor_optim.zero_grad(set_to_none=True)
         aloss.backward()
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.grad_clip)
         self.actor_optim.step()
         info.update(ainfo)
 

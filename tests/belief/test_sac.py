@@ -70,3 +70,22 @@ def test_bad_shapes_and_config_rejected():
         sac.update(torch.zeros(4, 3), torch.zeros(4, 1), torch.zeros(4), torch.zeros(4, 3), torch.zeros(4))
     with pytest.raises(ValueError, match="gamma"):
         SACConfig(gamma=1.5)
+
+
+def test_grad_clip_bounds_gradients_of_critic_extra_and_actor(monkeypatch):
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm):
+        params = list(params)
+        calls.append(len(params))
+        return real(params, max_norm)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    upstream = torch.nn.Linear(4, 3)
+    sac = SAC(3, 1, SACConfig(hidden=(8,), grad_clip=1.0))
+    feats = upstream(torch.randn(8, 4))
+    sac.update(feats, torch.zeros(8, 1), 100 * torch.ones(8, 1), feats.detach(), torch.zeros(8, 1),
+               extra_optimizers=[torch.optim.SGD(upstream.parameters(), lr=0.1)])
+    assert calls == [len(list(sac.critic.parameters())), 2, len(list(sac.actor.parameters()))]
+    assert all(p.grad is None or p.grad.norm() <= 1.0 + 1e-5 for p in upstream.parameters())
