@@ -44,6 +44,7 @@ CHECKPOINT = "checkpoint.pt"
 class TrainConfig:
     env: str = "widowx_cable"
     env_kwargs: dict = field(default_factory=dict)
+    action_scale: float = 1.0  # policy action 1.0 = this fraction of the env's full command (vmax)
     seed: int = 0
     device: str = "cpu"
     torch_threads: int = 0  # 0: torch default
@@ -73,6 +74,8 @@ class TrainConfig:
             self.agent = AgentConfig(**self.agent)
         if self.episodes < 1:
             raise ValueError(f"TrainConfig.episodes must be >= 1, got {self.episodes}")
+        if not 0.0 < self.action_scale <= 1.0:
+            raise ValueError(f"TrainConfig.action_scale must be in (0, 1], got {self.action_scale}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available")
 
@@ -103,6 +106,28 @@ def make_env(name: str, seed: int = 0, **kwargs):
     return registry_make_env(name, seed=seed, image_obs=True, **kwargs)
 
 
+class ScaledActions:
+    """Env wrapper: the policy's [-1, 1] action drives `scale` x the env's command range.
+
+    The WidowX twin's action 1.0 is the joint velocity limit (pi rad/s, ~1 rad per 0.3 s step): uniform
+    random exploration at that speed flings the plug 30+ cm from the router. A fraction keeps exploration
+    where the task is; the exported metadata scale (rad/s per unit action) includes it."""
+
+    def __init__(self, env, scale: float):
+        self.env, self.scale = env, float(scale)
+        self.action_space, self.observation_space = env.action_space, env.observation_space
+        self.unwrapped = env.unwrapped
+
+    def reset(self, **kwargs):
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        return self.env.step(np.asarray(action, np.float32) * self.scale)
+
+    def close(self):
+        self.env.close()
+
+
 def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0):
     from belief.registry import make_task_set as registry_task_set
 
@@ -119,6 +144,7 @@ def env_metadata(env, name: str, episodes: int) -> dict:
     scale = getattr(u, "vmax", None)
     if scale is None:
         scale = getattr(u, "action_scale", 1.0)
+    scale = np.asarray(scale, float) * getattr(env, "scale", 1.0)
     return {"env": name, "episodes": episodes, "horizon": int(u.episode_steps),
             "obs_shape": list(env.observation_space.shape), "action_dim": adim,
             "joint_names": list(joints)[:adim],
@@ -175,6 +201,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.env = env if env is not None else make_env(cfg.env, cfg.seed, **cfg.env_kwargs)
+        if cfg.action_scale != 1.0:
+            self.env = ScaledActions(self.env, cfg.action_scale)
         self.tasks = task_set if task_set is not None else make_task_set(
             cfg.env, cfg.seed, cfg.n_train_tasks, cfg.n_test_tasks)
         self.train_tasks = list(self.tasks.train[:1] if cfg.single_task else self.tasks.train)
