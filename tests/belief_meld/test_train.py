@@ -71,3 +71,14 @@ def test_bad_config_is_refused(tmp_path):
         TrainConfig.from_yaml(path)
     with pytest.raises(ValueError, match="reward_input"):
         _cfg(agent={**TINY, "reward_input": "shaped"})
+
+
+def test_action_scale_shrinks_commands_and_is_exported(tmp_path):
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(action_scale=0.25), tmp_path, env, env.tasks)
+    assert trainer.meta["action_scale"] == [0.25, 0.25]
+    trainer.env.reset(options={"task": env.tasks.train[0]})
+    trainer.env.step(np.array([1.0, 0.0], np.float32))
+    assert env.x == pytest.approx(0.25 * env.step_size)
+    with pytest.raises(ValueError, match="action_scale"):
+        _cfg(action_scale=0.0)
