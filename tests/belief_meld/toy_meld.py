@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from belief.meld.train import Trainer, TrainConfig
+from belief.meld.train import TrainConfig, Trainer
 from sim.tasks import Task, TaskSet
 from tests.belief_meld.fake_env import FakeImageEnv
 
