@@ -33,6 +33,11 @@ def register(subparsers) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
     p.add_argument("--adapt", type=int, default=None, help="adaptation trajectories per task (default: config's)")
     p.add_argument("--out", help="where to write the table and plot (default: the first checkpoint's folder)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="held-out tasks to use (default: the run's split; more draws further unseen tasks from "
+                        "the same seeded generator, the run's own held-out tasks first)")
+    p.add_argument("--z-mode", choices=["sample", "mean"], default="sample",
+                   help="z before each trajectory: a posterior sample (PEARL's posterior sampling) or the mean")
     p.add_argument("--no-random", action="store_true", help="skip the random-policy baseline")
     p.set_defaults(func=_eval)
 

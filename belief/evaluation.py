@@ -93,11 +93,13 @@ def plot_curves(summaries: dict[str, dict], histories: dict[str, list[dict]], pa
             ax1.plot([h["env_steps"] for h in hist], [h["success_within_3"] for h in hist], marker="o", label=name)
     ax1.set_xlabel("environment steps (meta-training)")
     ax1.set_ylabel("held-out success within 3 trajectories")
+    ax1.set_title("during training (the run's held-out tasks)", fontsize=9)
     ax1.set_ylim(-0.05, 1.05)
     ax1.grid(alpha=0.3)
     ax1.legend()
     for name, s in summaries.items():
         ax2.plot(range(1, s["n_adapt"] + 1), s["success"], marker="o", label=name)
+    ax2.set_xticks(range(1, max(s["n_adapt"] for s in summaries.values()) + 1))
     ax2.set_xlabel("adaptation trajectory")
     ax2.set_ylabel("held-out success rate")
     ax2.set_ylim(-0.05, 1.05)
@@ -134,11 +136,12 @@ def eval_command(args) -> int:
         agent, cfg = agent_from_checkpoint(state)
         n_adapt = args.adapt or cfg.adapt_trajs
         env = make_env(cfg.env, seed=cfg.seed, **cfg.env_kwargs)
-        sizes = {k: v for k, v in (("n_train", cfg.n_train_tasks), ("n_test", cfg.n_test_tasks)) if v}
+        sizes = {k: v for k, v in (("n_train", cfg.n_train_tasks), ("n_test", args.n_test or cfg.n_test_tasks)) if v}
         tasks = make_task_set(cfg.env, seed=cfg.seed, **sizes).test
         demos = test_demos(env, tasks, agent.config.n_demos, cfg.demo_noise, cfg.seed) if agent.uses_demos else None
         label = f"{cfg.algo}" if cfg.algo not in summaries else f"{cfg.algo} ({Path(path).parent.name})"
-        summaries[label] = summarize(meta_test(agent, env, tasks, n_adapt, cfg.seed, demos), n_adapt)
+        summaries[label] = summarize(meta_test(agent, env, tasks, n_adapt, cfg.seed, demos,
+                                               z_mode=getattr(args, "z_mode", "sample")), n_adapt)
         histories[label] = state.get("eval_history", [])
         print(f"{label}: {path} (iteration {state['iteration']}, {state['env_steps']} env steps)")
     if not args.no_random and env is not None:
