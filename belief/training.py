@@ -354,6 +354,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
 def train_command(args) -> int:
     """`meldbot train` for pearl / peril / peril-a."""
+    if getattr(args, "device", "cpu") != "cpu":
+        raise ValueError(f"{args.algo} trains on the CPU only (its networks are small); got --device {args.device}")
     out = Path(args.out) if args.out else Path("runs") / f"{args.algo}_{args.env}_s{args.seed or 0}"
     if args.resume:
         trainer = train(TrainConfig(), out, resume=True, progress=not args.quiet)
