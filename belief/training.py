@@ -311,7 +311,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             _truncate_csv(out / name, trainer.iteration)
     else:
         if ckpt_path.exists():
-            raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+            raise ValueError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
         trainer = Trainer(cfg, out)
         ckpt_io.atomic_write_text(yaml.safe_dump(asdict(cfg), sort_keys=False), out / "config.yaml")
         trainer.initialise()

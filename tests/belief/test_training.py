@@ -60,7 +60,7 @@ def test_crash_then_resume_is_bit_for_bit(tmp_path, tiny_cfg, monkeypatch, algo)
 def test_refuses_to_overwrite_and_resume_without_checkpoint(tmp_path, tiny_cfg):
     cfg = tiny_cfg("pearl", iterations=2)
     train(cfg, tmp_path, progress=False, final_eval=False)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(ValueError, match="--resume"):
         train(cfg, tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         train(cfg, tmp_path / "nothing", resume=True, progress=False)
@@ -96,6 +96,9 @@ def test_cli_train_eval_export(tmp_path, tiny_cfg):
         assert (out / name).is_file(), name
     assert "| peril |" in (out / "eval_table.md").read_text() and "| random |" in (out / "eval_table.md").read_text()
     assert list((out / "tb").iterdir())
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0  # already complete: no-op
+    assert ckpt_io.load(out / "checkpoint.pt")["iteration"] == 2
+    assert main(["train", "--algo", "peril", "--env", "toy", "--out", str(out), "--quiet"]) == 2  # would overwrite
     assert main(["eval", str(out / "checkpoint.pt"), "--out", str(tmp_path / "ev"), "--adapt", "2"]) == 0
     assert "success@2" in (tmp_path / "ev" / "eval_table.md").read_text()
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts")]) == 2  # PERIL needs --task
