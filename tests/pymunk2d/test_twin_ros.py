@@ -32,8 +32,9 @@ def test_twin_replays_the_in_process_env_exactly(ros_graph):
     shaped = ros_graph.subscribe(topics.SHAPED_REWARD, namespace=NS)
     commands = ros_graph.publisher(topics.JOINT_VELOCITY_COMMANDS, namespace=NS)
     wait_matched(commands)
-    ros_graph.wait_for_publisher(topics.STATE_OBSERVATION, namespace=NS)
-    time.sleep(0.5)  # let our subscriptions match the twin's publishers too
+    for topic in (topics.JOINT_STATES, topics.STATE_OBSERVATION, topics.SHAPED_REWARD):
+        ros_graph.wait_for_publisher(topic, namespace=NS)
+    time.sleep(0.5)  # discovery is symmetric but not simultaneous: let our subscriptions match too
 
     env = Planar2DEnv("key2d")
     env.reset(seed=seed, options={"task": env.task_set.by_id(task_id)})
@@ -76,3 +77,25 @@ def test_twin_refuses_an_unknown_family_clearly(ros_graph):
     twin = start_twin(ros_graph, family="juggle2d")
     assert twin.wait(60) == 2
     assert "unknown twin family 'juggle2d'" in twin.output()
+
+
+def test_trial_runner_runs_trials_on_a_2d_family(ros_graph, tmp_path):
+    """The foundation's graph (policy server + trial runner) drives a 2D family twin unchanged."""
+    import json
+
+    from belief.policy_file import save_policy
+    from belief.untrained import untrained_policy
+
+    joints = ["shoulder", "elbow", "wrist"]
+    module, meta = untrained_policy(joints, velocity_limit=2.0)
+    policy = save_policy(module, meta, tmp_path / "untrained.ts")
+    start_twin(ros_graph, family="stick2d")
+    ros_graph.start_node("policy_server", name="policy_server", namespace=NS,
+                         params={"model_path": str(policy), "joint_names": joints})
+    runner = ros_graph.start_node("trial_runner", params={
+        "tasks": "test-00,stick2d-test-01", "episodes_per_trial": 1, "episode_steps": 5,
+        "journal": str(tmp_path / "journal.json")})
+    assert runner.wait(300) == 0, runner.output()
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert set(journal["trials"]) == {"test-00", "stick2d-test-01"}
+    assert all(t["complete"] and len(t["episodes"]) == 1 for t in journal["trials"].values())
