@@ -26,6 +26,8 @@ def register(subparsers):
     parser.add_argument("--episode-steps", type=int, default=30, help="policy steps per episode")
     parser.add_argument("--sim", choices=["pymunk", "mujoco"], default="pymunk", help="which twin runs the arm")
     parser.add_argument("--robot", choices=["widowx", "sawyer"], default="widowx", help="MuJoCo twin's robot")
+    parser.add_argument("--family", default="planar_peg",
+                        help="Pymunk twin's task family: planar_peg, reach2d, stick2d, peg2d, key2d, multi2d")
     parser.add_argument("launch_args", nargs="*", metavar="name:=value", help="more launch arguments")
     parser.set_defaults(func=run)
 
@@ -33,7 +35,7 @@ def register(subparsers):
 def run(args) -> int:
     out_dir = Path(args.out_dir or Path("runs/rehearsal") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    joints, limits, rate, env_name = _arm_of(args.sim, args.robot)
+    joints, limits, rate, env_name = _arm_of(args.sim, args.robot, args.family)
     policy = Path(args.policy).resolve() if args.policy else _export_untrained(out_dir, joints, limits, rate, env_name)
     if not policy.is_file():
         raise FileNotFoundError(f"policy file not found: {policy}")
@@ -46,7 +48,7 @@ def run(args) -> int:
     argv = [sys.executable, "-m", "meldbot.cli", "launch", str(launch_file), "--log-dir", str(out_dir / "logs"),
             f"policy:={policy}",
             f"out_dir:={out_dir}", f"tasks:={args.tasks}", f"episodes:={args.episodes}",
-            f"episode_steps:={args.episode_steps}", f"sim:={args.sim}", f"robot:={args.robot}",
+            f"episode_steps:={args.episode_steps}", f"sim:={args.sim}", f"robot:={args.robot}", f"family:={args.family}",
             f"joints:=[{', '.join(joints)}]", *args.launch_args]
     print(f"rehearsal: policy {policy}\nrehearsal: output {out_dir}", flush=True)
     proc = subprocess.Popen(argv, env=env)
@@ -61,16 +63,26 @@ def run(args) -> int:
     return code
 
 
-def _arm_of(sim: str, robot: str):
+def _arm_of(sim: str, robot: str, family: str):
     """(joint names, velocity limits, control rate Hz, task family) of the twin the rehearsal runs."""
-    if sim == "pymunk":
+    if sim == "pymunk" and family == "planar_peg":
         from sim.planar_arm import JOINT_NAMES, PlanarArmConfig
 
         return list(JOINT_NAMES), PlanarArmConfig().velocity_limit, 5.0, "planar_peg"
+    if sim == "pymunk":
+        from sim.pymunk2d.env import Planar2DConfig
+        from sim.pymunk2d.kinematics import ArmGeometry
+        from sim.pymunk2d.registration import SHORT_NAMES
+        from sim.pymunk2d.robot import JOINT_NAMES
+
+        if family not in SHORT_NAMES or family == "point_robot":
+            raise ValueError(f"--family {family!r} cannot be hosted by the Pymunk twin "
+                             f"(planar_peg, {', '.join(n for n in SHORT_NAMES if n != 'point_robot')})")
+        return list(JOINT_NAMES), ArmGeometry().joint_velocity_limit, 1.0 / Planar2DConfig().control_dt, family
     from sim.mujoco.robots import SAWYER, WIDOWX
 
-    arm, rate, family = (WIDOWX, 3.3, "widowx_cable") if robot == "widowx" else (SAWYER, 4.0, "sawyer_peg")
-    return list(arm.joint_names), list(arm.velocity_limit), rate, family
+    arm, rate, name = (WIDOWX, 3.3, "widowx_cable") if robot == "widowx" else (SAWYER, 4.0, "sawyer_peg")
+    return list(arm.joint_names), list(arm.velocity_limit), rate, name
 
 
 def _export_untrained(out_dir: Path, joints, limits, rate: float, env_name: str) -> Path:

@@ -1,7 +1,5 @@
 """An exported PERIL policy runs in the policy server against the Pymunk Reach2D twin over DDS."""
 
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +11,6 @@ from belief.registry import make_env, make_task_set
 from belief.sac import SACConfig
 from belief.training import record_demos
 from meldbot import topics
-from meldbot.executables import ros_args
 
 pytestmark = pytest.mark.ros
 NS = "arm"
@@ -30,10 +27,8 @@ def test_exported_peril_policy_drives_the_reach2d_twin(ros_graph, tmp_path):
     assert meta.action.joint_names == ["shoulder", "elbow", "wrist"] and meta.reward_topic == "reward/sparse"
     policy = save_policy(module, meta, tmp_path / "peril.ts")
 
-    # the 2D-family twin node itself (whichever console script ends up pointing at it)
-    code = "import sys; from sim.pymunk2d.twin_node import main; sys.exit(main())"
-    ros_graph.start([sys.executable, "-c", code] + ros_args("twin", NS, (), {"family": "reach2d",
-                                                                            "initial_task": task.task_id}), "twin")
+    ros_graph.start_node("pymunk_twin", name="twin", namespace=NS,
+                         params={"family": "reach2d", "initial_task": task.task_id})
     server = ros_graph.start_node("policy_server", name="policy_server", namespace=NS,
                                   params={"model_path": str(policy), "autostart": True, "stale_after_s": 1e6})
     commands = ros_graph.subscribe(topics.JOINT_VELOCITY_COMMANDS, namespace=NS)
@@ -58,9 +53,7 @@ def test_trained_peril_policy_reaches_the_goal_over_ros(ros_graph, tmp_path):
     task_id = os.environ.get("MELDBOT_PERIL_TASK", "reach2d-test-00")
     policy = tmp_path / "peril.ts"
     assert export_command(SimpleNamespace(checkpoint=ckpt, output=str(policy), task=task_id)) == 0
-    code = "import sys; from sim.pymunk2d.twin_node import main; sys.exit(main())"
-    ros_graph.start([sys.executable, "-c", code] + ros_args("twin", NS, (), {"family": "reach2d",
-                                                                            "initial_task": task_id}), "twin")
+    ros_graph.start_node("pymunk_twin", name="twin", namespace=NS, params={"family": "reach2d", "initial_task": task_id})
     success = ros_graph.subscribe(topics.SUCCESS, namespace=NS)
     ros_graph.start_node("policy_server", name="policy_server", namespace=NS,
                          params={"model_path": str(policy), "autostart": True, "stale_after_s": 1e6})
