@@ -148,10 +148,14 @@ def write_strip(frames, path: Path, count: int = 8) -> Path:
     parts = []
     for tile in tiles:
         parts += [tile, gutter]
-    strip = np.hstack(parts[:-1])
+    return write_png(np.hstack(parts[:-1]), path)
+
+
+def write_png(image: np.ndarray, path: Path) -> Path:
+    """Write an RGB image as PNG atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {path}")
     os.replace(tmp, path)
     return path

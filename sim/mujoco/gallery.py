@@ -3,13 +3,14 @@ episode and after the scripted expert's attempt (`python -m sim.mujoco.gallery d
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import gymnasium as gym
 import numpy as np
+
+from sim.viewer import write_png
 
 GALLERY = {
     "widowx_cable": ("meldbot/WidowXCable-v0", ["test-00", "test-01", "test-05"]),
@@ -49,15 +50,6 @@ def task_rows(env_id: str, task_ids, size=(180, 240), steps: int = 12, seed: int
         env.close()
     gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
     return np.vstack([r for row in rows for r in (row, gap)][:-1])
-
-
-def write_png(image: np.ndarray, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
-    return path
 
 
 def main(argv=None) -> int:
