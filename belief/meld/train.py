@@ -390,7 +390,8 @@ def train_command(args) -> int:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
     cfg = TrainConfig.from_yaml(config, env=getattr(args, "env", None), device=getattr(args, "device", None),
-                                seed=getattr(args, "seed", None), **overrides)
+                                seed=getattr(args, "seed", None), iterations=getattr(args, "iterations", None),
+                                **overrides)
     out = getattr(args, "out", None) or getattr(args, "run_dir", None) or f"runs/meld_{cfg.env}_s{cfg.seed}"
     result = train(cfg, out, resume=bool(getattr(args, "resume", False)))
     print(f"MELD run in {out}: last evaluation {result}")
