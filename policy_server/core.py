@@ -105,6 +105,11 @@ class PolicyRunner:
         self.reward = 0.0
 
     def set_enabled(self, enabled: bool):
+        """Start (True) or stop an episode. An episode's first step sees no previous action and zero
+        reward, as in training (MELD's trials); the belief itself carries on across episodes."""
+        if enabled and not self.enabled:
+            self.prev_action = np.zeros(self.meta.action.dim, dtype=np.float32)
+            self.reward = 0.0
         self.enabled = bool(enabled)
 
     def observe(self, obs: np.ndarray, arrival_s: float):

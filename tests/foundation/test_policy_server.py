@@ -113,3 +113,16 @@ def test_node_steps_when_enabled_and_zeroes_when_input_goes_stale(ros_graph, tmp
     n = len(commands.messages)
     assert commands.wait(count=1, timeout=60, predicate=lambda m: not any(m.data), start=n)
     ros_graph.call(topics.POLICY_ENABLE, SetBool.Request(data=False))
+
+
+def test_episode_start_clears_previous_action_and_reward_but_keeps_belief(policy_ts):
+    runner = PolicyRunner(policy_ts, PolicyServerConfig(autostart=False))
+    runner.set_enabled(True)
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=0.0)
+    runner.tick(now_s=0.0)
+    runner.reward = 1.0
+    assert runner.prev_action.any()
+    runner.set_enabled(False)  # episode 1 ends
+    runner.set_enabled(True)  # episode 2 of the same trial
+    assert not runner.prev_action.any() and runner.reward == 0.0
+    assert runner.state[0] == 1.0  # the belief remembers episode 1
