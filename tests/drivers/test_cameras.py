@@ -20,12 +20,14 @@ def video(tmp_path):
 
 
 def test_camera_keeps_the_newest_frame_with_its_capture_time(video):
+    opened_at = time.time()
     with Camera(CameraConfig(name="scene", source=str(video), width=160, height=120, fps=30)) as cam:
         first = cam.wait_frame(0, timeout=20)
         assert first is not None and first.image.shape == (120, 160, 3)
         later = cam.wait_frame(first.seq + 5, timeout=20)
         assert later.seq > first.seq + 5 and later.stamp > first.stamp
-        assert abs(time.time() - later.stamp) < 5
+        # capture times are wall-clock (ROS header stamps), taken while the camera was open
+        assert opened_at <= first.stamp and later.stamp <= time.time()
         assert cam.status.connected and not cam.status.settings_mismatch
 
 
