@@ -109,28 +109,18 @@ def save_policy(module, meta: PolicyMetadata, path: str | os.PathLike) -> Path:
     import torch
 
     path = Path(path)
-    module = module.eval()
+    if path.suffix not in (".ts", ".pt2"):
+        raise ValueError(f"policy file must end in .ts (TorchScript) or .pt2 (torch.export): {path}")
+    wrapped = _ScriptableStep(module.eval())
     tmp = _atomic_target(path)
     try:
         if path.suffix == ".ts":
-            scripted = torch.jit.script(_ScriptableStep(module))
-            torch.jit.save(scripted, str(tmp), _extra_files={META_FILE: meta.to_json()})
-        elif path.suffix == ".pt2":
+            torch.jit.save(torch.jit.script(wrapped), str(tmp), _extra_files={META_FILE: meta.to_json()})
+        else:
             init = module.initial_state().detach().cpu().numpy().astype(np.float32)
-
-            class _Step(torch.nn.Module):
-                def __init__(self, inner):
-                    super().__init__()
-                    self.inner = inner
-
-                def forward(self, obs, prev_action, reward, state):
-                    return self.inner.step(obs, prev_action, reward, state)
-
-            program = torch.export.export(_Step(module), _example_inputs(meta))
+            program = torch.export.export(wrapped, _example_inputs(meta))  # exports forward = step
             torch.export.save(program, str(tmp), extra_files={META_FILE: meta.to_json(),
                                                               INIT_STATE_FILE: json.dumps(init.tolist())})
-        else:
-            raise ValueError(f"policy file must end in .ts (TorchScript) or .pt2 (torch.export): {path}")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -141,7 +131,8 @@ def _scriptable_step_class():
     import torch
 
     class ScriptableStep(torch.nn.Module):
-        """Wraps a model so TorchScript compiles its `step` and `initial_state` (and forward = step)."""
+        """One export wrapper for both containers: forward = step (what torch.export traces), and
+        `step`/`initial_state` exported for TorchScript."""
 
         def __init__(self, inner):
             super().__init__()

@@ -126,3 +126,12 @@ def test_episode_start_clears_previous_action_and_reward_but_keeps_belief(policy
     runner.set_enabled(True)  # episode 2 of the same trial
     assert not runner.prev_action.any() and runner.reward == 0.0
     assert runner.state[0] == 1.0  # the belief remembers episode 1
+
+
+def test_export_to_unknown_container_is_refused_and_writes_nothing(tmp_path):
+    from belief.policy_file import save_policy
+    from tests.foundation.policies import CountingPolicy, counting_metadata
+
+    with pytest.raises(ValueError, match=r"must end in \.ts .* or \.pt2 .*policy\.onnx"):
+        save_policy(CountingPolicy(), counting_metadata(), tmp_path / "policy.onnx")
+    assert list(tmp_path.iterdir()) == []
