@@ -118,7 +118,8 @@ class TrialRunnerNode(Node):
     def set_task(self, task_id: str):
         self.task_pub.publish(self._String(data=task_id))
         self._spin_until(lambda: self.current_task == task_id, self.config.task_timeout_s,
-                         f"task '{task_id}' in place (/task/current; is a rig or twin running?)")
+                         f"task '{task_id}' in place on /task/current: is a rig or twin running, and does its task "
+                         f"table have this id? (its log names unknown ids)")
 
     def run_episode(self, task_id: str, index: int) -> EpisodeRecord:
         self._call(self.home, topics.ARM_HOME.type_class.Request(), "homing the arm")
