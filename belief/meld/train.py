@@ -389,9 +389,8 @@ def train_command(args) -> int:
         if not sep:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
-    cfg = TrainConfig.from_yaml(config, env=getattr(args, "env", None), device=getattr(args, "device", None),
-                                seed=getattr(args, "seed", None), iterations=getattr(args, "iterations", None),
-                                **overrides)
+    explicit = {key: getattr(args, key, None) for key in ("env", "device", "seed", "iterations")}
+    cfg = TrainConfig.from_yaml(config, **{**explicit, **overrides})  # --set KEY=VALUE wins
     out = getattr(args, "out", None) or getattr(args, "run_dir", None) or f"runs/meld_{cfg.env}_s{cfg.seed}"
     result = train(cfg, out, resume=bool(getattr(args, "resume", False)))
     print(f"MELD run in {out}: last evaluation {result}")
