@@ -32,9 +32,16 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
             finals.append(res.episode_final_reward)
             traces.append(res)
     succ_arr, ret_arr = np.asarray(succ, float), np.asarray(rets, float)
-    return {"success_per_episode": succ_arr.mean(0).tolist(), "return_per_episode": ret_arr.mean(0).tolist(),
-            "final_reward_per_episode": np.asarray(finals, float).mean(0).tolist(),
-            "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
+    out = {"success_per_episode": succ_arr.mean(0).tolist(), "return_per_episode": ret_arr.mean(0).tolist(),
+           "final_reward_per_episode": np.asarray(finals, float).mean(0).tolist()}
+    # the cable twin also says whether an episode ended at the correct port (inserted or not): task
+    # inference apart from the insertion skill
+    if traces and all("at_correct_port" in inf for t in traces for inf in t.episode_final_info):
+        out["correct_port_per_episode"] = np.asarray(
+            [[inf["at_correct_port"] for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
+        out["any_port_per_episode"] = np.asarray(
+            [[inf["port_at_tip"] >= 0 for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
+    return {**out, "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -150,10 +157,15 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     from belief.checkpoint import atomic_write_text
 
     atomic_write_text(json.dumps(table, indent=2), out / "eval_table.json")
-    lines = ["| episode | success (held-out) | shaped return | final shaped reward |", "|---|---|---|---|"]
-    for i, (s, r, f) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
-                                      res["final_reward_per_episode"], strict=True)):
-        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} | {f:.3f} |")
+    lines = ["| episode | success (held-out) | shaped return | final shaped reward | ends at correct port "
+             "| ends at a port |", "|---|---|---|---|---|---|"]
+    n_ep = len(res["success_per_episode"])
+    port = res.get("correct_port_per_episode", [np.nan] * n_ep)
+    anyp = res.get("any_port_per_episode", [np.nan] * n_ep)
+    for i, (s, r, f, c, a) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
+                                            res["final_reward_per_episode"], port, anyp, strict=True)):
+        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} |")
+    lines.append(f"\n{res['n_trials']} trials on {len(tasks)} held-out tasks, {table['env_steps']} env steps")
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]

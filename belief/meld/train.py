@@ -356,7 +356,8 @@ class Trainer:
         row = {"iteration": self.iteration, "env_steps": self.env_steps, "grad_steps": self.grad_steps,
                **{f"success_ep{i + 1}": s for i, s in enumerate(res["success_per_episode"])},
                **{f"return_ep{i + 1}": r for i, r in enumerate(res["return_per_episode"])},
-               **{f"final_reward_ep{i + 1}": r for i, r in enumerate(res["final_reward_per_episode"])}}
+               **{f"final_reward_ep{i + 1}": r for i, r in enumerate(res["final_reward_per_episode"])},
+               **{f"correct_port_ep{i + 1}": c for i, c in enumerate(res.get("correct_port_per_episode", []))}}
         self.eval_log.write(row)
         print(f"eval @{self.iteration} ({self.env_steps} env steps): success per episode "
               f"{[round(s, 2) for s in res['success_per_episode']]}, final shaped reward per episode "

@@ -29,6 +29,7 @@ class TrialResult:
     reward_mean: np.ndarray | None = None  # reconstructed reward under the belief, (T,)
     reward_var: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    episode_final_info: list[dict] = field(default_factory=list)  # the env's info after each episode's last step
 
 
 def _rewards(info: dict) -> tuple[float, float]:
@@ -53,13 +54,13 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
     frames, actions, r_dense, r_sparse, beliefs = [], [], [], [], []
-    successes, returns, finals = [], [], []
+    successes, returns, finals, final_infos = [], [], [], []
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     state = policy.initial_state().to(device) if policy is not None else None
     for e in range(episodes):
         obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task})
         prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0
-        success, ret, done = False, 0.0, False
+        success, ret, done, info = False, 0.0, False, {}
         for k in range(horizon + 1):
             frames.append(np.asarray(obs, np.uint8))
             r_dense.append(rew_d)
@@ -94,9 +95,10 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         successes.append(success)
         returns.append(ret)
         finals.append(rew_d)
+        final_infos.append(info)
     trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
                   np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""))
-    result = TrialResult(trial, successes, returns, finals)
+    result = TrialResult(trial, successes, returns, finals, episode_final_info=final_infos)
     if beliefs:
         result.beliefs = np.stack(beliefs)
         if decode_reward:

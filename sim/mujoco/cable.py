@@ -29,6 +29,7 @@ PORT_DEPTH = 0.018  # cavity depth below the router's top face
 LATCH_DEPTH = 0.013  # plug tip depth at which the latch tab clicks behind the jack's shoulder
 SEAT_DEPTH = 0.016  # where a seated plug's tip ends up (goal of the shaped reward)
 N_PORTS, PORT_PITCH = 4, 0.018
+AT_PORT_HEIGHT = 0.02  # tip at most this far above an opening, and over it, is "at" that port (diagnostic)
 ALIGN_TOL = np.radians(6.0)  # yaw / tilt beyond which the latch tab cannot engage
 RAIL_RANGE, ROT_RANGE = 0.01, np.radians(8.0)  # task sampling: +-1 cm, +-8 deg
 
@@ -164,6 +165,11 @@ class CableTask:
                 self.latched_port = k
             elif self.latched_port == k and local[2] < LATCH_DEPTH - 0.002:
                 self.latched_port = -1  # pulled out
+        # which port the plug is at (diagnostic: did the policy pick the right port, inserted or not)
+        local_tips = [mat.T @ (tip - pos) for pos, mat in frames]
+        nearest = int(np.argmin([np.hypot(v[0], v[1]) for v in local_tips]))
+        near = local_tips[nearest]
+        at_port = nearest if np.hypot(near[0], near[1]) <= PORT_PITCH / 2 and -near[2] <= AT_PORT_HEIGHT else -1
         goal_pos, goal_mat = frames[task.params["port"]]
         goal = goal_pos + goal_mat[:, 2] * SEAT_DEPTH
         d_trans = float(np.linalg.norm(tip - goal))
@@ -171,7 +177,8 @@ class CableTask:
         success = self.latched_port == task.params["port"]
         return {"dense_reward": -(10.0 * d_trans + 0.2 * d_rot), "sparse_reward": 1.0 if success else 0.0,
                 "success": bool(success), "latched_port": int(self.latched_port),
-                "goal_distance": d_trans, "goal_angle": d_rot}
+                "goal_distance": d_trans, "goal_angle": d_rot,
+                "port_at_tip": at_port, "at_correct_port": at_port == task.params["port"]}
 
     def expert_velocity(self, sim: ArmSim, task: Task, period: float) -> np.ndarray:
         """Privileged scripted expert: hover over the correct port, square up, then push in."""

@@ -74,6 +74,7 @@ def test_expert_inserts_into_correct_port_on_held_out_tasks(cable_env):
         assert all(inf["sparse_reward"] == float(inf["success"]) for inf in infos)
         assert all(inf["latched_port"] in (-1, task.params["port"]) for inf in infos)
         successes += infos[-1]["success"]
+        assert infos[-1]["port_at_tip"] == task.params["port"] and infos[-1]["at_correct_port"]
     assert successes >= 0.9 * len(env.task_set.test)
 
 
@@ -85,6 +86,7 @@ def test_wrong_port_is_entered_but_never_succeeds(cable_env):
         infos = run_expert(env, task, seed=7 + i, expert_task=decoy, stop=lambda inf, w=wrong: inf["latched_port"] == w)
         assert any(inf["latched_port"] == wrong for inf in infos), "plug never seated in the wrong port"
         assert not any(inf["success"] for inf in infos)
+        assert infos[-1]["port_at_tip"] == wrong and not infos[-1]["at_correct_port"]
         assert all(inf["sparse_reward"] == 0.0 for inf in infos)
 
 
