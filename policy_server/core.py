@@ -87,6 +87,10 @@ class PolicyRunner:
         self.scale = np.asarray(self.meta.action.scale, dtype=np.float64)
         self.zero = np.zeros(self.meta.action.dim)
         self.enabled = config.autostart
+        # MELD filters each episode's final frame (the one after the last action): its reward says
+        # whether the port was right, and episode 2 must know that
+        self.absorbs_final_frame = bool(self.meta.extra.get("filter_final_frame", False))
+        self._stepped_obs_time: float | None = None
         self.counts = {"ok": 0, "stale": 0, "no_observation": 0, "nonfinite": 0, "bad_observation": 0}
         self.latencies_s: list[float] = []
         self.reset_belief()
@@ -103,14 +107,33 @@ class PolicyRunner:
         self.state = self.policy.initial_state()
         self.prev_action = np.zeros(self.meta.action.dim, dtype=np.float32)
         self.reward = 0.0
+        self._stepped_obs_time = None
 
-    def set_enabled(self, enabled: bool):
+    def set_enabled(self, enabled: bool, now_s: float | None = None):
         """Start (True) or stop an episode. An episode's first step sees no previous action and zero
-        reward, as in training (MELD's trials); the belief itself carries on across episodes."""
+        reward, as in training (MELD's trials); the belief itself carries on across episodes. Stopping
+        filters the episode's final frame and reward into the belief when the model asks for it."""
+        if not enabled and self.enabled and self.absorbs_final_frame:
+            self._absorb_final_frame(now_s)
         if enabled and not self.enabled:
             self.prev_action = np.zeros(self.meta.action.dim, dtype=np.float32)
             self.reward = 0.0
+            self._stepped_obs_time = None
         self.enabled = bool(enabled)
+
+    def _absorb_final_frame(self, now_s: float | None) -> bool:
+        """One belief update on a frame newer than the last step's, its action discarded."""
+        if self._obs is None or self._stepped_obs_time is None or self._obs_time <= self._stepped_obs_time:
+            return False
+        if now_s is not None and now_s - self._obs_time > self.config.stale_after_s:
+            return False
+        if list(np.shape(self._obs)) != list(self.meta.observation.shape):
+            return False
+        _, new_state = self.policy.step(self._obs, self.prev_action, self.reward, self.state)
+        if not np.all(np.isfinite(new_state)):
+            return False
+        self.state, self._stepped_obs_time = new_state, self._obs_time
+        return True
 
     def observe(self, obs: np.ndarray, arrival_s: float):
         self._obs, self._obs_time = obs, arrival_s
@@ -133,7 +156,7 @@ class PolicyRunner:
         if not (np.all(np.isfinite(action)) and np.all(np.isfinite(new_state))):
             # Keep the last good belief: one bad step must not poison the rest of the trial.
             return self._count(TickResult(self.zero.copy(), "nonfinite", "model returned non-finite values"))
-        self.state = new_state
+        self.state, self._stepped_obs_time = new_state, self._obs_time
         self.prev_action = np.clip(action, -1.0, 1.0).astype(np.float32)
         return self._count(TickResult(self.prev_action.astype(np.float64) * self.scale, "ok"))
 

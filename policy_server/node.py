@@ -57,7 +57,7 @@ class PolicyServerNode(Node):
         self.runner.reward = float(msg.data)
 
     def _on_enable(self, request, response):
-        self.runner.set_enabled(request.data)
+        self.runner.set_enabled(request.data, time.monotonic())
         if not request.data:
             self.command_pub.publish(topics.float_array_msg(self.runner.zero))
         response.success, response.message = True, "stepping" if request.data else "stopped, zero commanded"

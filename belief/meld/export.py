@@ -29,7 +29,7 @@ def build_metadata(agent_cfg, env_meta: dict, state_dim: int) -> PolicyMetadata:
         env=env_meta.get("env", ""),
         extra={"deterministic": True, "episodes_per_trial": env_meta.get("episodes", 2),
                "reset_belief": "per trial (not per episode)",
-               "episode_start_inputs": "prev_action=0, reward=0"},
+               "episode_start_inputs": "prev_action=0, reward=0", "filter_final_frame": True},
     )
 
 

@@ -24,10 +24,11 @@ class CountingPolicy(nn.Module):
         return action, new_state
 
 
-def counting_metadata(obs_topic="observation/state", shape=(4,), dtype="float32", joints=None, rate=5.0):
+def counting_metadata(obs_topic="observation/state", shape=(4,), dtype="float32", joints=None, rate=5.0,
+                      extra=None):
     return PolicyMetadata(algo="test", observation=ObservationSpec(obs_topic, list(shape), dtype),
                           action=ActionSpec(list(joints or JOINTS), [2.0, 2.0, 2.0]), state_dim=2,
-                          control_rate_hz=rate, reward_topic="reward/sparse")
+                          control_rate_hz=rate, reward_topic="reward/sparse", extra=dict(extra or {}))
 
 
 def export_counting_policy(path, **meta_kwargs):

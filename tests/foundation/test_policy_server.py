@@ -128,6 +128,27 @@ def test_episode_start_clears_previous_action_and_reward_but_keeps_belief(policy
     assert runner.state[0] == 1.0  # the belief remembers episode 1
 
 
+@pytest.mark.parametrize("filters_final_frame", [False, True])
+def test_episode_end_filters_the_final_frame_only_when_the_model_asks(tmp_path, filters_final_frame):
+    """MELD (extra.filter_final_frame) sees the frame after the last action, with its reward, as in training."""
+    path = export_counting_policy(tmp_path / "p.ts", extra={"filter_final_frame": filters_final_frame})
+    runner = PolicyRunner(LoadedPolicy(path), PolicyServerConfig(autostart=False, stale_after_s=1.0))
+    runner.set_enabled(True)
+    runner.observe(np.ones(4, dtype=np.float32), arrival_s=0.0)
+    runner.tick(now_s=0.0)
+    runner.set_enabled(False, now_s=0.1)  # no frame since the last step: nothing to filter
+    assert runner.state[0] == 1.0
+    runner.set_enabled(True)
+    runner.tick(now_s=0.2)
+    runner.observe(np.full(4, 3.0, dtype=np.float32), arrival_s=0.3)  # the frame after the last action
+    runner.reward = 1.0
+    runner.set_enabled(False, now_s=0.4)
+    assert runner.state[0] == (3.0 if filters_final_frame else 2.0)
+    assert runner.state[1] == (3.0 if filters_final_frame else 1.0)
+    runner.set_enabled(True)
+    assert not runner.prev_action.any() and runner.reward == 0.0
+
+
 def test_export_to_unknown_container_is_refused_and_writes_nothing(tmp_path):
     from belief.policy_file import save_policy
     from tests.foundation.policies import CountingPolicy, counting_metadata
