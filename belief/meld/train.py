@@ -38,6 +38,7 @@ from belief.meld.policy import MeldPolicy
 from belief.meld.trials import run_trial
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # weights of the best held-out evaluation so far (training can drift away from it)
 
 
 @dataclass
@@ -220,6 +221,7 @@ class Trainer:
         self.grad_steps = 0
         self.trials_run = 0
         self.pretrained = False
+        self.best_score: list[float] | None = None
         self.log = CsvLog(self.run_dir / "train.csv")
         self.pretrain_log = CsvLog(self.run_dir / "pretrain.csv")
         self.eval_log = CsvLog(self.run_dir / "eval.csv")
@@ -230,7 +232,7 @@ class Trainer:
                  "agent": self.agent.state_dict(), "buffers": self.buffers.state_dict(),
                  "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
                               "grad_steps": self.grad_steps, "trials_run": self.trials_run,
-                              "pretrained": self.pretrained},
+                              "pretrained": self.pretrained, "best_score": self.best_score},
                  "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
         return atomic_save(state, self.run_dir / CHECKPOINT)
 
@@ -359,10 +361,28 @@ class Trainer:
                **{f"final_reward_ep{i + 1}": r for i, r in enumerate(res["final_reward_per_episode"])},
                **{f"correct_port_ep{i + 1}": c for i, c in enumerate(res.get("correct_port_per_episode", []))}}
         self.eval_log.write(row)
+        self._keep_if_best(row, res)
         print(f"eval @{self.iteration} ({self.env_steps} env steps): success per episode "
               f"{[round(s, 2) for s in res['success_per_episode']]}, final shaped reward per episode "
               f"{[round(r, 3) for r in res['final_reward_per_episode']]}", flush=True)
         return row
+
+    def _keep_if_best(self, row: dict, res: dict) -> None:
+        """Save the weights as best.pt when the last episode's held-out result beats every earlier one.
+
+        Score, compared in order: success in the trial's last episode, ending at the correct port there,
+        then its final shaped reward (how close the plug ended)."""
+        last = self.cfg.episodes - 1
+        score = [float(res["success_per_episode"][last]),
+                 float((res.get("correct_port_per_episode") or [0.0] * self.cfg.episodes)[last]),
+                 float(res["final_reward_per_episode"][last])]
+        if self.best_score is not None and score <= self.best_score:
+            return
+        self.best_score = score
+        atomic_save({"algo": "meld", "config": self.cfg.to_dict(), "env_meta": self.meta,
+                     "agent": {"model": self.agent.model.state_dict(), "sac": self.agent.sac.state_dict()},
+                     "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
+                                  "grad_steps": self.grad_steps}, "eval": row}, self.run_dir / BEST)
 
 
 def _sigterm_as_interrupt() -> None:

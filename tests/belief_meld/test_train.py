@@ -31,7 +31,7 @@ def _run(cfg, out, resume=False):
 def test_train_evaluate_export(tmp_path):
     res = _run(_cfg(), tmp_path)
     assert set(res) >= {"success_ep1", "success_ep2", "final_reward_ep1"}
-    for name in ("checkpoint.pt", "train.csv", "eval.csv", "config.yaml", "training.png"):
+    for name in ("checkpoint.pt", "best.pt", "train.csv", "eval.csv", "config.yaml", "training.png"):
         assert (tmp_path / name).is_file(), name
     env = FakeImageEnv(episode_steps=3)
     table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks)
@@ -82,3 +82,22 @@ def test_action_scale_shrinks_commands_and_is_exported(tmp_path):
     assert env.x == pytest.approx(0.25 * env.step_size)
     with pytest.raises(ValueError, match="action_scale"):
         _cfg(action_scale=0.0)
+
+
+def test_best_checkpoint_is_kept_only_when_the_last_episode_improves(tmp_path):
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(), tmp_path, env, env.tasks)
+    res = {"success_per_episode": [0.0, 0.5], "final_reward_per_episode": [-1.0, -0.4],
+           "correct_port_per_episode": [0.0, 0.5]}
+    trainer.iteration = 3
+    trainer._keep_if_best({"iteration": 3}, res)
+    assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 3}
+    trainer.iteration = 4  # better episode 1, worse last episode: not kept
+    trainer._keep_if_best({"iteration": 4}, {**res, "success_per_episode": [1.0, 0.0]})
+    assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 3}
+    trainer._keep_if_best({"iteration": 5}, {**res, "final_reward_per_episode": [-1.0, -0.1]})
+    assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 5}
+    policy = LoadedPolicy(export_checkpoint(tmp_path / "best.pt", tmp_path / "best.ts"))
+    assert policy.metadata.algo == "meld"
+    table = evaluate_checkpoint(tmp_path / "best.pt", env=env, task_set=env.tasks)
+    assert len(table["success_per_episode"]) == 2
