@@ -29,6 +29,9 @@ class AgentConfig:
     reward_target: str = "dense"  # what the reward decoder reconstructs (always shaped in MELD)
     critic_reward: str = "dense"  # what the critic is trained on (shaped reward during meta-training)
     critic_reward_scale: float = 1.0
+    # SAC updates on each batch's detached beliefs per model step: one SAC update costs ~1/35 of an ELBO
+    # step on a CPU, so several per model step buy the actor-critic far more updates for little time
+    ac_updates_per_step: int = 1
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -38,6 +41,8 @@ class AgentConfig:
         for name in ("reward_input", "reward_target", "critic_reward"):
             if getattr(self, name) not in REWARD_KINDS:
                 raise ValueError(f"AgentConfig.{name} must be one of {REWARD_KINDS}, got {getattr(self, name)!r}")
+        if self.ac_updates_per_step < 1:
+            raise ValueError(f"AgentConfig.ac_updates_per_step must be >= 1, got {self.ac_updates_per_step}")
 
 
 def transition_indices(episodes: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +126,8 @@ class MeldAgent:
         b = self.to_tensors(batch)
         stats, beliefs = self.model_step(b)
         if train_actor_critic:
-            stats.update(self.actor_critic_step(beliefs, b))
+            for _ in range(self.cfg.ac_updates_per_step):
+                stats.update(self.actor_critic_step(beliefs, b))
         return stats
 
     # --- checkpointing --------------------------------------------------------------------------

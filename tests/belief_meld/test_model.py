@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from belief.meld.agent import transition_indices
-from belief.meld.model import Decoder, Encoder, LatentModel, ModelConfig, gaussian_kl
+from belief.meld.model import (
+    Decoder,
+    Encoder,
+    LatentModel,
+    ModelConfig,
+    gaussian_kl,
+    gaussian_log_prob,
+    normalise_image,
+)
 from tests.belief_meld.conftest import EPISODES, HORIZON, tiny_agent_config
 
 
@@ -113,3 +121,47 @@ def test_transitions_bootstrap_across_the_episode_boundary_only():
     assert cur.tolist() == [0, 1, 2, 4, 5, 6]
     assert nxt.tolist() == [1, 2, 4, 5, 6, 7]
     assert done.tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_decoding_a_subset_of_frames_estimates_the_same_image_term():
+    """decoded_frames=k decodes k frames per sequence: same per-frame image log-likelihood in expectation,
+    KL and reward terms unchanged, and frames left out this step get no image gradient."""
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    full = LatentModel(tiny_agent_config().model)
+    cfg = tiny_agent_config().model
+    cfg.decoded_frames = 3
+    sub = LatentModel(cfg)
+    sub.load_state_dict(full.state_dict())
+    calls = []
+    sub.decoder.register_forward_hook(lambda mod, inp, out: calls.append(out.shape))
+    torch.manual_seed(1)
+    _, t_full, _ = full.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    torch.manual_seed(1)
+    _, t_sub, _ = sub.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    assert calls == [(3, 3, 3, 16, 32)]  # (B, decoded frames, C, H, W)
+    assert torch.equal(t_full["kl"], t_sub["kl"]) and torch.equal(t_full["reward_log_lik"], t_sub["reward_log_lik"])
+    # the same per-frame term as the full model, on exactly the frames drawn (same RNG stream)
+    torch.manual_seed(1)
+    post = full.posterior(b["images"], b["actions"], b["reward_dense"], sample=True)
+    frames = torch.randperm(b["actions"].shape[1])[:3]
+    recon = full.decoder(torch.cat([post["z1"], post["z2"]], -1)[:, frames]).flatten(-3)
+    target = normalise_image(b["images"][:, frames]).flatten(-3)
+    per_frame = gaussian_log_prob(recon, target, torch.full_like(recon, cfg.decoder_std))
+    assert torch.allclose(t_sub["image_log_lik"], per_frame.mean())
+    with pytest.raises(ValueError, match="decoded_frames"):
+        ModelConfig(decoded_frames=-1)
+
+
+def test_several_actor_critic_updates_per_model_step():
+    torch.manual_seed(0)
+    from belief.meld.agent import MeldAgent
+
+    ag = MeldAgent(tiny_agent_config(ac_updates_per_step=3), EPISODES, HORIZON)
+    n = {"model": 0, "sac": 0}
+    model_step, sac_update = ag.model_step, ag.sac.update
+    ag.model_step = lambda b: (n.__setitem__("model", n["model"] + 1), model_step(b))[1]
+    ag.sac.update = lambda *a, **k: (n.__setitem__("sac", n["sac"] + 1), sac_update(*a, **k))[1]
+    ag.train_step(_batch())
+    assert n == {"model": 1, "sac": 3}
+    with pytest.raises(ValueError, match="ac_updates_per_step"):
+        tiny_agent_config(ac_updates_per_step=0)
