@@ -12,7 +12,7 @@ import pytest
 
 import sim  # noqa: F401  (registers the ids)
 from sim.mujoco import registration
-from sim.mujoco.cable import N_PORTS
+from sim.mujoco.cable import N_PORTS, PORT_PITCH, SEAT_DEPTH, insertion_reward
 
 CABLE = "meldbot/WidowXCable-v0"
 
@@ -75,6 +75,8 @@ def test_expert_inserts_into_correct_port_on_held_out_tasks(cable_env):
         assert all(inf["latched_port"] in (-1, task.params["port"]) for inf in infos)
         successes += infos[-1]["success"]
         assert infos[-1]["port_at_tip"] == task.params["port"] and infos[-1]["at_correct_port"]
+        if infos[-1]["success"]:  # latched: centred, square, >= 13 mm deep: more than centred on the opening
+            assert infos[-1]["dense_reward"] > insertion_reward(np.zeros(3), 0.0)
     assert successes >= 0.9 * len(env.task_set.test)
 
 
@@ -88,6 +90,17 @@ def test_wrong_port_is_entered_but_never_succeeds(cable_env):
         assert not any(inf["success"] for inf in infos)
         assert infos[-1]["port_at_tip"] == wrong and not infos[-1]["at_correct_port"]
         assert all(inf["sparse_reward"] == 0.0 for inf in infos)
+        assert infos[-1]["dense_reward"] < 0.0  # seated in a wrong port: worse than hovering over the right one
+
+
+def test_shaped_reward_pays_for_centring_over_the_opening_and_only_at_the_correct_port():
+    r = insertion_reward
+    at_opening = [r(np.array([lat, 0.0, 0.0]), 0.0) for lat in (0.004, 0.002, 0.001, 0.0005, 0.0)]
+    assert np.all(np.diff(at_opening) > 0.05)  # each step of the last 4 mm of centring is worth > 0.05
+    seated, hover = r(np.array([0.0, 0.0, SEAT_DEPTH]), 0.0), r(np.array([0.0, 0.0, -0.02]), 0.0)
+    assert seated > at_opening[-1] > hover
+    assert r(np.array([0.0, 0.0, SEAT_DEPTH]), np.radians(8.0)) < seated - 0.1  # the router's yaw matters
+    assert r(np.array([PORT_PITCH, 0.0, SEAT_DEPTH]), 0.0) < hover  # the next port, seated, pays less
 
 
 @pytest.mark.parametrize("env_id", [CABLE, "meldbot/SawyerPeg-v0"])
