@@ -5,7 +5,8 @@ task (correct port one-hot, rail, rotation), so there is nothing to infer: it me
 insertion skill itself is learnable with the reduced run's action scale, horizon and env-step budget.
 MELD, which must infer all of that from 64x128 images and rewards, cannot do better than this.
 
-    python -m belief.meld.oracle --env-steps 30000 --out runs/meld/oracle
+    python -m belief.meld.oracle --env-steps 30000 --out runs/meld/oracle   # oracle_eval.json, oracle.png
+    python -m belief.meld.oracle --plot runs/meld/oracle runs/meld/oracle_b -o compare.png
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from belief.buffers import FIELDS, ReplayBuffer
-from belief.checkpoint import atomic_write_text
+from belief.checkpoint import atomic_save_figure, atomic_write_text
 from belief.sac import SAC, SACConfig
 from sim.mujoco.cable import N_PORTS
 
@@ -66,6 +67,30 @@ def evaluate(env, tasks, sac, action_scale, seed) -> dict:
     return {k: float(np.mean([e[k] for e in eps])) for k in eps[0]}
 
 
+def plot_runs(run_dirs, path) -> Path:
+    """Held-out curves of one or more oracle runs: success, final distance to the seat, at correct port."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    for run in map(Path, run_dirs):
+        log = json.loads((run / "oracle_eval.json").read_text())
+        x = [row["env_steps"] for row in log]
+        for ax, key, scale in zip(axes, ("success", "final_distance", "at_correct_port"), (1, 100, 1), strict=True):
+            ax.plot(x, [row[key] * scale for row in log], "o-", ms=3, label=run.name)
+    for ax, title in zip(axes, ("held-out success", "final distance to the seat (cm)", "ends over the correct port"),
+                         strict=True):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("environment steps")
+    axes[0].set_ylim(-0.05, 1.05)
+    axes[2].set_ylim(-0.05, 1.05)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("privileged-state SAC (true state + task) on the cable twin", fontsize=10)
+    return atomic_save_figure(fig, path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m belief.meld.oracle", description=__doc__.splitlines()[0])
     p.add_argument("--env-steps", type=int, default=30_000)
@@ -76,7 +101,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/meld/oracle")
+    p.add_argument("--plot", nargs="+", metavar="RUN_DIR", help="only plot these runs' evaluations (to -o)")
+    p.add_argument("-o", "--output", default="oracle_compare.png", help="with --plot: the PNG to write")
     args = p.parse_args(argv)
+    if args.plot:
+        print(plot_runs(args.plot, args.output))
+        return 0
     from sim.mujoco.envs import WidowXCableEnv
 
     torch.set_num_threads(args.threads)
@@ -108,6 +138,7 @@ def main(argv=None) -> int:
             log.append(row)
             bar.write(json.dumps(row))
             atomic_write_text(json.dumps(log, indent=1), out / "oracle_eval.json")
+            plot_runs([out], out / "oracle.png")
     bar.close()
     return 0
 

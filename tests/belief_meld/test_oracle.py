@@ -21,3 +21,6 @@ def test_oracle_run_writes_its_held_out_evaluations(tmp_path):
     log = json.loads((tmp_path / "oracle_eval.json").read_text())
     assert [row["env_steps"] for row in log] == [80]
     assert {"success", "return", "final_distance", "at_correct_port"} <= set(log[0])
+    assert (tmp_path / "oracle.png").is_file()
+    assert main(["--plot", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "both.png")]) == 0
+    assert (tmp_path / "both.png").stat().st_size > 0
