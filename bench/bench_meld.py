@@ -22,11 +22,12 @@ from belief.policy_file import LoadedPolicy
 from belief.sac import SACConfig
 
 EPISODES, HORIZON, BATCH = 2, 40, 4
+DECODED_FRAMES = 16
 
 
-def _agent() -> MeldAgent:
+def _agent(decoded_frames: int = 0) -> MeldAgent:
     torch.manual_seed(0)
-    cfg = AgentConfig(model=ModelConfig(base_depth=8, z1_dim=16, z2_dim=64, hidden=128),
+    cfg = AgentConfig(model=ModelConfig(base_depth=8, z1_dim=16, z2_dim=64, hidden=128, decoded_frames=decoded_frames),
                       sac=SACConfig(hidden=(128, 128)))
     return MeldAgent(cfg, EPISODES, HORIZON)
 
@@ -70,6 +71,10 @@ def main() -> None:
     print(f"model ELBO steps/s:        {model_rate:8.2f}  ({model_rate * BATCH * EPISODES * (HORIZON + 1):.0f} frames/s)")
     print(f"actor-critic steps/s:      {ac_rate:8.2f}  ({ac_rate * transitions:.0f} transitions/s)")
     print(f"ratio actor-critic / model: {ac_rate / model_rate:7.1f}x")
+    sub = _agent(decoded_frames=DECODED_FRAMES)
+    sub_rate = _rate(lambda: sub.model_step(b), 3)
+    print(f"model steps/s, {DECODED_FRAMES} of {EPISODES * (HORIZON + 1)} frames decoded: {sub_rate:6.2f}  "
+          f"(ratio vs all decoded {sub_rate / model_rate:.2f}x; config/train_meld.yaml's decoded_frames)")
 
     policy = MeldPolicy(agent.model, agent.sac.actor).eval()
     meta = build_metadata(agent.cfg, {"obs_shape": [64, 128, 3], "joint_names": [f"j{i}" for i in range(5)],
