@@ -97,6 +97,10 @@ def test_best_checkpoint_is_kept_only_when_the_last_episode_improves(tmp_path):
     assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 3}
     trainer._keep_if_best({"iteration": 5}, {**res, "final_reward_per_episode": [-1.0, -0.1]})
     assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 5}
+    # more trials ending over the correct port but a worse final reward: not kept (few trials: noise)
+    trainer._keep_if_best({"iteration": 6}, {**res, "final_reward_per_episode": [-1.0, -0.2],
+                                             "correct_port_per_episode": [0.0, 1.0]})
+    assert load_checkpoint(tmp_path / "best.pt")["eval"] == {"iteration": 5}
     policy = LoadedPolicy(export_checkpoint(tmp_path / "best.pt", tmp_path / "best.ts"))
     assert policy.metadata.algo == "meld"
     table = evaluate_checkpoint(tmp_path / "best.pt", env=env, task_set=env.tasks)
