@@ -103,6 +103,22 @@ def diagnostic_array(node, statuses):
     return msg
 
 
+SHUTDOWN_ACK_TIMEOUT_S = 1.0
+
+
+def _wait_for_acks(node, timeout_s: float) -> None:
+    """Block until subscribers acknowledged what the node published last (e.g. the final zero command).
+
+    Destroying a reliable writer right after publishing can drop the sample before the reader has it,
+    which for the final zero velocity would leave the arm on its last command."""
+    from rclpy.duration import Duration
+
+    for pub in node.publishers:
+        if not pub.wait_for_all_acked(Duration(seconds=timeout_s)):
+            print(f"[WARN] {pub.topic_name}: final messages not acknowledged within {timeout_s} s",
+                  file=sys.stderr, flush=True)
+
+
 def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C/SIGTERM or `node.done`, then shut down cleanly.
 
@@ -142,6 +158,7 @@ def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None)
             if hook is not None:
                 try:
                     hook()
+                    _wait_for_acks(node, SHUTDOWN_ACK_TIMEOUT_S)
                 except Exception as exc:  # the process is ending; report, do not mask the exit
                     print(f"[WARN] shutdown hook failed: {exc}", file=sys.stderr, flush=True)
             node.destroy_node()
