@@ -104,7 +104,12 @@ def main(argv=None) -> int:
     p.add_argument("--plot", nargs="+", metavar="RUN_DIR", help="only plot these runs' evaluations (to -o)")
     p.add_argument("-o", "--output", default="oracle_compare.png", help="with --plot: the PNG to write")
     args = p.parse_args(argv)
+    if args.env_steps < 1:
+        p.error(f"--env-steps must be >= 1, got {args.env_steps}")
     if args.plot:
+        missing = [d for d in args.plot if not (Path(d) / "oracle_eval.json").is_file()]
+        if missing:
+            p.error(f"no oracle_eval.json in {', '.join(missing)} (an oracle run writes it at its first evaluation)")
         print(plot_runs(args.plot, args.output))
         return 0
     from sim.mujoco.envs import WidowXCableEnv

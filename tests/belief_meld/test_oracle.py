@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from belief.meld.oracle import main, oracle_features
 from sim.mujoco.cable import make_task_set
@@ -24,3 +25,12 @@ def test_oracle_run_writes_its_held_out_evaluations(tmp_path):
     assert (tmp_path / "oracle.png").is_file()
     assert main(["--plot", str(tmp_path), str(tmp_path), "-o", str(tmp_path / "both.png")]) == 0
     assert (tmp_path / "both.png").stat().st_size > 0
+
+
+def test_oracle_cli_names_bad_input(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--plot", str(tmp_path), "-o", str(tmp_path / "x.png")])
+    assert "no oracle_eval.json in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--env-steps", "0"])
+    assert "--env-steps must be >= 1" in capsys.readouterr().err
