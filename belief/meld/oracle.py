@@ -106,6 +106,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.env_steps < 1:
         p.error(f"--env-steps must be >= 1, got {args.env_steps}")
+    if args.eval_every < 1:
+        p.error(f"--eval-every must be >= 1 episode, got {args.eval_every}")
+    if args.updates_per_step < 0:
+        p.error(f"--updates-per-step must be >= 0, got {args.updates_per_step}")
+    if not 0.0 < args.action_scale <= 1.0:
+        p.error(f"--action-scale must be in (0, 1] (a fraction of the joint velocity limit), got {args.action_scale}")
     if args.plot:
         missing = [d for d in args.plot if not (Path(d) / "oracle_eval.json").is_file()]
         if missing:

@@ -31,6 +31,11 @@ def test_oracle_cli_names_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--plot", str(tmp_path), "-o", str(tmp_path / "x.png")])
     assert "no oracle_eval.json in" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--env-steps", "0"])
-    assert "--env-steps must be >= 1" in capsys.readouterr().err
+    for flag, value, message in (("--env-steps", "0", "--env-steps must be >= 1"),
+                                 ("--eval-every", "0", "--eval-every must be >= 1"),
+                                 ("--updates-per-step", "-1", "--updates-per-step must be >= 0"),
+                                 ("--action-scale", "1.5", "--action-scale must be in (0, 1]")):
+        with pytest.raises(SystemExit):
+            main([flag, value, "--out", str(tmp_path / "never")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()  # rejected before anything is created
