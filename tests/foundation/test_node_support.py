@@ -56,3 +56,47 @@ def test_config_from_dict_names_unknown_keys():
 def test_wrong_type_names_the_parameter(make_node):
     with pytest.raises(SystemExit, match=r"parameter 'rate_hz' must be a number, got 'fast'"):
         declare_config(make_node({"rate_hz": "fast"}), ExampleConfig)
+
+
+def test_run_node_waits_for_the_shutdown_messages_to_be_acknowledged(monkeypatch):
+    """The shutdown hook's last messages (the final zero command) are acked before the node goes."""
+    import signal
+
+    from meldbot import node_support
+
+    order = []
+    monkeypatch.setattr(node_support, "_wait_for_acks", lambda node, timeout: order.append(("acks", timeout)))
+
+    def make():
+        node = rclpy.create_node("ack_test", start_parameter_services=False)
+        node.done = True  # spin loop ends at once
+        node.shutdown_hook = lambda: order.append("hook")
+        destroy = node.destroy_node
+        node.destroy_node = lambda: (order.append("destroy"), destroy())[1]
+        return node
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        assert node_support.run_node(make, args=[]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    assert order == ["hook", ("acks", node_support.SHUTDOWN_ACK_TIMEOUT_S), "destroy"]
+
+
+def test_wait_for_acks_waits_on_every_publisher_and_names_the_unacknowledged(capsys):
+    from meldbot import node_support
+
+    class FakePublisher:
+        def __init__(self, topic_name, acked):
+            self.topic_name, self.acked, self.waited_ns = topic_name, acked, None
+
+        def wait_for_all_acked(self, timeout):
+            self.waited_ns = timeout.nanoseconds
+            return self.acked
+
+    pubs = [FakePublisher("/arm/velocity_controller/commands", False), FakePublisher("/diagnostics", True)]
+    node_support._wait_for_acks(type("FakeNode", (), {"publishers": pubs})(), 0.5)
+    assert [p.waited_ns for p in pubs] == [500_000_000, 500_000_000]
+    err = capsys.readouterr().err
+    assert "/arm/velocity_controller/commands: final messages not acknowledged within 0.5 s" in err
+    assert "/diagnostics" not in err
