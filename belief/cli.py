@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     p.add_argument("--iterations", type=int, default=None, help="override the config's iteration count")
     p.add_argument("--out", help="output directory (default runs/ALGO_ENV_sSEED)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--device", default="cpu", help="torch device (PEARL/PERIL run on cpu)")
+    p.add_argument("--device", default=None,
+                   help="torch device (default: the config's; PEARL/PERIL run on cpu, MELD also on cuda)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="MELD: override a top-level config key (YAML value), e.g. --set time_budget_min=60")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

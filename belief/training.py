@@ -354,8 +354,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
 def train_command(args) -> int:
     """`meldbot train` for pearl / peril / peril-a."""
-    if getattr(args, "device", "cpu") != "cpu":
+    if getattr(args, "device", None) not in (None, "cpu"):
         raise ValueError(f"{args.algo} trains on the CPU only (its networks are small); got --device {args.device}")
+    if getattr(args, "set", None):
+        raise ValueError(f"--set is for MELD runs; {args.algo} takes its settings from --config FILE")
     out = Path(args.out) if args.out else Path("runs") / f"{args.algo}_{args.env}_s{args.seed or 0}"
     if args.resume:
         trainer = train(TrainConfig(), out, resume=True, progress=not args.quiet)

@@ -105,3 +105,24 @@ def test_best_checkpoint_is_kept_only_when_the_last_episode_improves(tmp_path):
     assert policy.metadata.algo == "meld"
     table = evaluate_checkpoint(tmp_path / "best.pt", env=env, task_set=env.tasks)
     assert len(table["success_per_episode"]) == 2
+
+
+def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeypatch):
+    import belief.meld.train as meld_train
+    from meldbot.cli import main
+
+    seen = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the config check, not a real device
+    monkeypatch.setattr(meld_train, "train", lambda cfg, out, resume=False: seen.update(cfg=cfg, out=out) or {})
+    cfg_file = tmp_path / "full.yaml"
+    cfg_file.write_text("env: widowx_cable\ndevice: cuda\ntime_budget_min: 115\n")
+    assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
+                 "--out", str(tmp_path / "run"), "--set", "time_budget_min=20", "--set", "seed=3"]) == 0
+    assert seen["cfg"].time_budget_min == 20 and seen["cfg"].seed == 3
+    assert seen["cfg"].device == "cuda"  # no --device: the config's, not a CLI default
+
+
+def test_pearl_refuses_set(tmp_path):
+    from meldbot.cli import main
+
+    assert main(["train", "--algo", "pearl", "--env", "toy", "--out", str(tmp_path / "r"), "--set", "a=1"]) == 2
