@@ -1,0 +1,176 @@
+"""Task probe: how much of the hidden task does a MELD belief hold, frame by frame?
+
+The replay trials of a checkpoint are filtered through its latent model; a small classifier then
+predicts a discrete task parameter (the cable twin's correct port) from the belief at a given frame of
+the trial. As a reference the same classifier reads the rewards the model was given up to that frame:
+if the rewards already tell the port and the belief does not, the model drops task information; if
+neither does, the collected behaviour never visits what would reveal it. Folds hold out whole tasks
+(stratified by label), so a probe cannot memorise a task's look: what is measured is what carries over
+to a task never seen, as on the held-out tasks.
+
+`python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port]` writes task_probe.json and
+task_probe.png next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from belief.meld.model import LatentModel
+
+
+def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: str = "dense",
+                  batch: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic beliefs (N, T, belief_dim), the model's reward inputs (N, T) and task ids (N,)."""
+    key = "reward_dense" if reward_input == "dense" else "reward_sparse"
+    beliefs, rewards, ids = [], [], []
+    model.eval()
+    with torch.no_grad():
+        for task_id, data in buffers.items():
+            for i in range(0, len(data["images"]), batch):
+                sl = slice(i, i + batch)
+                post = model.posterior(torch.as_tensor(data["images"][sl]), torch.as_tensor(data["actions"][sl]),
+                                       torch.as_tensor(data[key][sl]), sample=False)
+                beliefs.append(LatentModel.belief(post).numpy())
+                rewards.append(np.asarray(data[key][sl], np.float32))
+                ids += [task_id] * len(beliefs[-1])
+    if not ids:
+        raise ValueError("task probe: the checkpoint holds no replay trials")
+    return np.concatenate(beliefs), np.concatenate(rewards), np.asarray(ids)
+
+
+def task_folds(groups: np.ndarray, labels: np.ndarray, folds: int) -> np.ndarray:
+    """Fold index per sample: whole tasks go to one fold, dealt round-robin within each label."""
+    fold_of = {}
+    for label in np.unique(labels):
+        for k, task in enumerate(sorted(set(groups[labels == label]))):
+            fold_of[task] = k % folds
+    return np.array([fold_of[g] for g in groups])
+
+
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 4,
+                   seed: int = 0, steps: int = 200) -> tuple[float, float]:
+    """Held-out-task accuracy of a small MLP classifier, and the majority-label rate (chance)."""
+    classes, y = np.unique(labels, return_inverse=True)
+    fold = task_folds(groups, labels, folds)
+    hits, chance_hits, n = 0, 0, 0
+    gen = torch.Generator().manual_seed(seed)
+    for k in range(folds):
+        test, train = fold == k, fold != k
+        if not test.any() or len(np.unique(y[train])) < 2:
+            continue
+        mu, sd = features[train].mean(0), features[train].std(0) + 1e-6
+        x = torch.as_tensor((features - mu) / sd, dtype=torch.float32)
+        t = torch.as_tensor(y)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, len(classes)))
+        for p in net.parameters():  # seeded init: the probe itself must not add run-to-run noise
+            torch.nn.init.normal_(p, std=0.1, generator=gen)
+        opt = torch.optim.Adam(net.parameters(), 1e-2, weight_decay=1e-3)
+        tr = torch.as_tensor(train)
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[tr]), t[tr]).backward()
+            opt.step()
+        with torch.no_grad():
+            hits += int((net(x[torch.as_tensor(test)]).argmax(1) == t[torch.as_tensor(test)]).sum())
+        chance_hits += int(np.bincount(y[test], minlength=len(classes)).max())
+        n += int(test.sum())
+    if n == 0:
+        raise ValueError("task probe: needs at least two tasks per label value to hold tasks out")
+    return hits / n, chance_hits / n
+
+
+def task_probe(beliefs: np.ndarray, rewards: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+               frames: list[int], folds: int = 4) -> dict:
+    """Probe accuracy per frame from the belief and from the reward history up to that frame."""
+    rows = []
+    for f in frames:
+        if not 0 <= f < beliefs.shape[1]:
+            raise ValueError(f"task probe: frame {f} outside the trial's 0..{beliefs.shape[1] - 1}")
+        belief_acc, chance = probe_accuracy(beliefs[:, f], labels, groups, folds)
+        reward_acc, _ = probe_accuracy(rewards[:, : f + 1], labels, groups, folds)
+        rows.append({"frame": int(f), "belief": belief_acc, "reward_history": reward_acc, "chance": chance})
+    return {"frames": rows, "n_trials": int(len(labels)), "n_tasks": int(len(set(groups)))}
+
+
+def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from belief.meld.evaluate import _save_figure
+
+    rows = result["frames"]
+    f = [r["frame"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(f, [r["belief"] for r in rows], "bo-", label="from the belief")
+    ax.plot(f, [r["reward_history"] for r in rows], "ks--", label="from the rewards so far")
+    ax.plot(f, [r["chance"] for r in rows], "r:", label="chance (majority label)")
+    for e in range(1, max(f) // (horizon + 1) + 1):
+        ax.axvline(e * (horizon + 1) - 0.5, color="gray", ls="--")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("frame in trial")
+    ax.set_ylabel("held-out-task accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _save_figure(fig, path)
+
+
+def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[int] | None = None,
+                     out_dir: str | Path | None = None, task_set=None) -> dict:
+    """Filter a checkpoint's replay trials and probe for task parameter `label`; writes json + png."""
+    from belief.checkpoint import atomic_write_text
+    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.train import TrainConfig, make_task_set
+
+    state = load_checkpoint(checkpoint)
+    if state.get("algo") != "meld":
+        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+    cfg = TrainConfig(**{**state["config"], "device": "cpu"})
+    tasks = task_set if task_set is not None else make_task_set(cfg.env, cfg.seed)
+    params = {t.task_id: t.params for t in (*tasks.train, *tasks.test)}
+    missing = sorted(t for t in state["buffers"] if label not in params.get(t, {}))
+    if missing:
+        raise ValueError(f"task probe: tasks {missing[:3]} have no parameter {label!r} "
+                         f"(they have {sorted(next(iter(params.values())))})")
+    model = LatentModel(cfg.agent.model)
+    model.load_state_dict(state["agent"]["model"])
+    beliefs, rewards, ids = filter_trials(model, state["buffers"], cfg.agent.reward_input)
+    labels = np.array([params[t][label] for t in ids])
+    T = beliefs.shape[1]
+    horizon = T // cfg.episodes - 1
+    frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
+    result = task_probe(beliefs, rewards, labels, ids, frames)
+    result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"])
+    out = Path(out_dir or Path(checkpoint).parent)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
+    plot_task_probe(result, horizon, out / "task_probe.png",
+                    f"{label} probe on held-out tasks ({result['n_trials']} trials, {result['n_tasks']} tasks, "
+                    f"{result['env_steps']} env steps)")
+    for r in result["frames"]:
+        print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  rewards so far {r['reward_history']:.2f}  "
+              f"chance {r['chance']:.2f}")
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m belief.meld.probe", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--label", default="port", help="discrete task parameter to predict (default: port)")
+    p.add_argument("--frames", type=int, nargs="+", help="trial frames to probe at (default: a spread)")
+    p.add_argument("--out", default=None, help="folder for task_probe.json/png (default: the checkpoint's)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    probe_checkpoint(args.checkpoint, args.label, args.frames, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Task probe: held-out-task folds, a classifier that finds task information where it is and only there,
+and the end-to-end report on a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from belief.meld.probe import probe_accuracy, probe_checkpoint, task_folds
+from belief.meld.train import TrainConfig, Trainer
+from sim.tasks import Task, TaskSet
+from tests.belief_meld.fake_env import FakeImageEnv
+
+TINY = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)}}
+
+
+def _groups_and_labels(n_tasks=8, per_task=12):
+    groups = np.repeat([f"t{i}" for i in range(n_tasks)], per_task)
+    labels = np.repeat(np.arange(n_tasks) % 2, per_task)
+    return groups, labels
+
+
+def test_folds_hold_out_whole_tasks_and_spread_each_label():
+    groups, labels = _groups_and_labels()
+    fold = task_folds(groups, labels, folds=4)
+    for g in set(groups):
+        assert len(set(fold[groups == g])) == 1
+    for k in range(4):
+        assert set(labels[fold != k]) == {0, 1}  # every training split sees both labels
+
+
+def test_probe_finds_task_information_only_where_it_is():
+    groups, labels = _groups_and_labels()
+    rng = np.random.default_rng(0)
+    informative = np.c_[labels + 0.1 * rng.standard_normal(len(labels)), rng.standard_normal((len(labels), 4))]
+    acc, chance = probe_accuracy(informative, labels, groups)
+    assert acc > 0.95 and chance == pytest.approx(0.5)
+    # per-task offsets carry no label: a probe that memorised tasks would still fail on held-out ones
+    offsets = {g: rng.standard_normal(5) for g in set(groups)}
+    uninformative = np.stack([offsets[g] for g in groups]) + 0.05 * rng.standard_normal((len(groups), 5))
+    acc, _ = probe_accuracy(uninformative, labels, groups)
+    assert acc < 0.8
+
+
+def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
+    goals = (-0.8, -0.4, 0.4, 0.8)
+    tasks = TaskSet("fake", 0, tuple(Task("fake", f"goal{i}", np.array([g]), {"goal": g, "side": int(g > 0)})
+                                     for i, g in enumerate(goals)),
+                    (Task("fake", "held-out", np.array([0.0]), {"goal": 0.0, "side": 0}),))
+    env = FakeImageEnv(episode_steps=3)
+    env.tasks = tasks
+    cfg = TrainConfig(env="fake", agent=TINY, init_trials_per_task=3, pretrain_steps=1, iterations=1,
+                      train_steps_per_iter=1, batch_trials=2, eval_every=5, checkpoint_every=1,
+                      capacity_per_task=5)
+    Trainer(cfg, tmp_path, env, tasks).run()
+    result = probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[0, 3, 7], task_set=tasks)
+    assert [r["frame"] for r in result["frames"]] == [0, 3, 7]
+    assert result["n_tasks"] == 4 and result["n_trials"] >= 12
+    assert all(0 <= r["belief"] <= 1 and 0.4 <= r["chance"] <= 0.65 for r in result["frames"])
+    assert json.loads((tmp_path / "task_probe.json").read_text())["label"] == "side"
+    assert (tmp_path / "task_probe.png").is_file()
+    with pytest.raises(ValueError, match="'port'"):
+        probe_checkpoint(tmp_path / "checkpoint.pt", label="port", task_set=tasks)
+    with pytest.raises(ValueError, match="frame 99"):
+        probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[99], task_set=tasks)
