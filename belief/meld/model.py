@@ -48,6 +48,11 @@ class ModelConfig:
     # unbiased estimate of the same per-frame image log-likelihood at a fraction of the decoder's cost,
     # which dominates a CPU step (KL and reward terms still cover every frame).
     decoded_frames: int = 0
+    # weight of a one-step-ahead reward term: r_{t+1} decoded from the dynamics prior's prediction of
+    # z_{t+1} from the posterior z_t and a_t (PlaNet-style overshooting, one step, reward only). 0 = MELD.
+    # The posterior sees each reward as an input, so the plain reward term can be met by echoing the
+    # current reward without inferring the task; this one can only be met by carrying the task in z_t.
+    predictive_reward_weight: float = 0.0
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -56,6 +61,8 @@ class ModelConfig:
         for name in ("base_depth", "z1_dim", "z2_dim", "action_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.predictive_reward_weight < 0:
+            raise ValueError(f"ModelConfig.predictive_reward_weight must be >= 0, got {self.predictive_reward_weight}")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -263,7 +270,20 @@ class LatentModel(nn.Module):
         }
         loss = -(terms["image_log_lik"] + self.cfg.reward_weight * terms["reward_log_lik"]
                  - self.cfg.kl_weight * terms["kl"])
+        if self.cfg.predictive_reward_weight > 0:
+            terms["predictive_reward_log_lik"] = self._predictive_reward_log_lik(
+                post, actions, mu1p[:, 1:], std1p[:, 1:], reward_target, mask)
+            loss = loss - self.cfg.predictive_reward_weight * terms["predictive_reward_log_lik"]
         return loss, terms, post
+
+    def _predictive_reward_log_lik(self, post, actions, mu1p, std1p, reward_target, mask):
+        """Mean log-likelihood of r_{t+1} under z_{t+1} sampled from the prior given the posterior z_t, a_t."""
+        z1 = mu1p + std1p * torch.randn_like(std1p)
+        mu2, std2 = self.z2_transition(torch.cat([z1, post["z2"][:, :-1], actions[:, :-1]], -1))
+        z2 = mu2 + std2 * torch.randn_like(std2)
+        r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
+        ll = gaussian_log_prob((reward_target[:, 1:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
+        return (ll * mask[:, 1:]).sum() / mask[:, 1:].sum().clamp_min(1.0)
 
     def decode_reward(self, mu1, std1, mu2, std2, n_samples: int = 16):
         """Reconstructed reward under the belief: mean and total variance over latent samples (unscaled)."""

@@ -165,3 +165,34 @@ def test_several_actor_critic_updates_per_model_step():
     assert n == {"model": 1, "sac": 3}
     with pytest.raises(ValueError, match="ac_updates_per_step"):
         tiny_agent_config(ac_updates_per_step=0)
+
+
+def test_predictive_reward_term_predicts_from_the_previous_step_only():
+    """predictive_reward_weight adds log p(r_{t+1} | prior z_{t+1} from posterior z_t, a_t): the loss is the
+    plain ELBO minus w x that term, and the term cannot see the reward it predicts (unlike the plain one,
+    which the posterior can meet by echoing its reward input)."""
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    cfg = tiny_agent_config().model
+    cfg.predictive_reward_weight = 2.0
+    model = LatentModel(cfg)
+    plain = LatentModel(tiny_agent_config().model)
+    plain.load_state_dict(model.state_dict())
+    torch.manual_seed(3)
+    loss, terms, _ = model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    torch.manual_seed(3)
+    plain_loss, plain_terms, _ = plain.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    assert "predictive_reward_log_lik" not in plain_terms
+    assert torch.allclose(loss, plain_loss - 2.0 * terms["predictive_reward_log_lik"])
+    # the last frame's input reward changes the plain reward term, not the one-step prediction of it
+    r_in = b["reward_dense"].clone()
+    r_in[:, -1] += 5.0
+    torch.manual_seed(3)
+    _, changed, _ = model.elbo(b["images"], b["actions"], r_in, b["reward_dense"])
+    assert not torch.allclose(changed["reward_log_lik"], terms["reward_log_lik"])
+    assert torch.allclose(changed["predictive_reward_log_lik"], terms["predictive_reward_log_lik"])
+    model.zero_grad()
+    terms["predictive_reward_log_lik"].backward()
+    assert all(p.grad is not None for p in model.z2_transition.parameters())
+    assert all(p.grad is not None for p in model.encoder.parameters())  # through the posterior z_t
+    with pytest.raises(ValueError, match="predictive_reward_weight"):
+        type(cfg)(predictive_reward_weight=-1.0)
