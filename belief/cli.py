@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None,
                    help="torch device (default: the config's; PEARL/PERIL run on cpu, MELD also on cuda)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="MELD: override a top-level config key (YAML value), e.g. --set time_budget_min=60")
+                   help="MELD: override a config key (YAML value), e.g. --set time_budget_min=60 "
+                        "--set agent.model.predictive_reward_weight=8")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

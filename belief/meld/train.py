@@ -89,7 +89,10 @@ class TrainConfig:
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"{path}: unknown MELD config keys {sorted(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        schema = dataclasses.asdict(cls())  # which keys are sections (agent, agent.model, agent.sac)
+        for key, value in overrides.items():
+            if value is not None:
+                _set_dotted(data, key, value, schema)
         try:
             return cls(**data)
         except TypeError as exc:
@@ -97,6 +100,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _set_dotted(data: dict, key: str, value, schema: dict) -> None:
+    """data[a][b][c] = value for key "a.b.c"; a and a.b must be sections of the config (schema)."""
+    *parents, leaf = key.split(".")
+    node = data
+    for i, part in enumerate(parents):
+        schema = schema.get(part) if isinstance(schema, dict) else None
+        if not isinstance(schema, dict):
+            raise ValueError(f"cannot set {key!r}: {'.'.join(parents[: i + 1])} is not a config section")
+        node = node.setdefault(part, {})
+    node[leaf] = value
 
 
 # --- environment ------------------------------------------------------------------------------------
@@ -425,7 +440,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a top-level config key (YAML value), e.g. --set time_budget_min=60")
+                   help="override a config key (YAML value); dotted keys reach sections, e.g. --set time_budget_min=60 "
+                        "--set agent.model.predictive_reward_weight=8")
 
 
 def main(argv=None) -> int:

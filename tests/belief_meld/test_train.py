@@ -115,10 +115,18 @@ def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the config check, not a real device
     monkeypatch.setattr(meld_train, "train", lambda cfg, out, resume=False: seen.update(cfg=cfg, out=out) or {})
     cfg_file = tmp_path / "full.yaml"
-    cfg_file.write_text("env: widowx_cable\ndevice: cuda\ntime_budget_min: 115\n")
+    cfg_file.write_text("env: widowx_cable\ndevice: cuda\ntime_budget_min: 115\n"
+                        "agent: {model: {z1_dim: 16}, model_lr: 0.001}\n")
     assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
-                 "--out", str(tmp_path / "run"), "--set", "time_budget_min=20", "--set", "seed=3"]) == 0
+                 "--out", str(tmp_path / "run"), "--set", "time_budget_min=20", "--set", "seed=3",
+                 "--set", "agent.model.predictive_reward_weight=8"]) == 0
     assert seen["cfg"].time_budget_min == 20 and seen["cfg"].seed == 3
+    model = seen["cfg"].agent.model  # a dotted key sets one nested value, the file's others stay
+    assert model.predictive_reward_weight == 8 and model.z1_dim == 16 and seen["cfg"].agent.model_lr == 0.001
+    assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
+                 "--out", str(tmp_path / "run"), "--set", "agent.model.bogus=1"]) == 2
+    assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
+                 "--out", str(tmp_path / "run"), "--set", "seed.x=1"]) == 2
     assert seen["cfg"].device == "cuda"  # no --device: the config's, not a CLI default
 
 
