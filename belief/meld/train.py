@@ -111,6 +111,8 @@ def _set_dotted(data: dict, key: str, value, schema: dict) -> None:
         if not isinstance(schema, dict):
             raise ValueError(f"cannot set {key!r}: {'.'.join(parents[: i + 1])} is not a config section")
         node = node.setdefault(part, {})
+    if schema and leaf not in schema:  # an empty section (env_kwargs) takes any key
+        raise ValueError(f"cannot set {key!r}: unknown key {leaf!r} (known: {', '.join(sorted(schema))})")
     node[leaf] = value
 
 

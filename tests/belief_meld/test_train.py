@@ -107,7 +107,7 @@ def test_best_checkpoint_is_kept_only_when_the_last_episode_improves(tmp_path):
     assert len(table["success_per_episode"]) == 2
 
 
-def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeypatch):
+def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeypatch, capsys):
     import belief.meld.train as meld_train
     from meldbot.cli import main
 
@@ -125,6 +125,7 @@ def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeyp
     assert model.predictive_reward_weight == 8 and model.z1_dim == 16 and seen["cfg"].agent.model_lr == 0.001
     assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
                  "--out", str(tmp_path / "run"), "--set", "agent.model.bogus=1"]) == 2
+    assert "'bogus'" in capsys.readouterr().err  # the message names the key that was wrong
     assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
                  "--out", str(tmp_path / "run"), "--set", "seed.x=1"]) == 2
     assert seen["cfg"].device == "cuda"  # no --device: the config's, not a CLI default
