@@ -90,7 +90,9 @@ class MeldAgent:
 
     # --- batches --------------------------------------------------------------------------------
     def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        # task ids (strings) name the trials; the numeric arrays go to the device
+        return {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()
+                if np.asarray(v).dtype.kind not in "USO"}
 
     def _rewards(self, b: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         return b["reward_dense"] if kind == "dense" else b["reward_sparse"]
@@ -101,7 +103,7 @@ class MeldAgent:
         cfg = self.cfg
         mask = self._mask.expand_as(b["reward_dense"])
         loss, terms, post = self.model.elbo(b["images"], b["actions"], self._rewards(b, cfg.reward_input),
-                                            self._rewards(b, cfg.reward_target), mask)
+                                            self._rewards(b, cfg.reward_target), mask, b.get("task_label"))
         self.model_optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)

@@ -73,7 +73,9 @@ class SequenceBuffer:
 
 
 class TaskBuffers:
-    """One SequenceBuffer per task id; batches draw tasks uniformly, then trials within the task."""
+    """One SequenceBuffer per task id; batches draw tasks uniformly, then trials within the task.
+
+    A batch also names each trial's task (`task_id`, strings)."""
 
     def __init__(self, capacity_per_task: int, seq_len: int, image_shape: tuple[int, ...], action_dim: int):
         self.args = (capacity_per_task, seq_len, tuple(image_shape), action_dim)
@@ -98,7 +100,7 @@ class TaskBuffers:
             n = int((chosen == k).sum())
             if n:
                 buf = self.buffers[ids[k]]
-                parts.append(buf.get(rng.integers(0, buf.size, size=n)))
+                parts.append({**buf.get(rng.integers(0, buf.size, size=n)), "task_id": np.array([ids[k]] * n)})
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def state_dict(self) -> dict:

@@ -44,6 +44,24 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
     return {**out, "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 
+def task_id_accuracy(model, trials, labels: list[int], horizon: int) -> dict[str, list[float]]:
+    """How often the task-identification head names the task from the belief (mu2) at the first and
+    the last frame of each episode, over evaluated trials: does episode 2 start knowing the port?"""
+    import torch
+
+    z1, z2 = model.z1_dim, model.z2_dim
+    L = horizon + 1
+    hits = []
+    for res, label in zip(trials, labels, strict=True):
+        mu2 = torch.as_tensor(res.beliefs[:, 2 * z1:2 * z1 + z2]).to(next(model.parameters()).device)
+        with torch.no_grad():
+            _, acc = model.task_id_terms(mu2.unsqueeze(0), torch.tensor([label], device=mu2.device))
+        acc = acc[0].cpu().numpy()
+        hits.append([[acc[e * L], acc[e * L + horizon]] for e in range(len(res.episode_success))])
+    h = np.asarray(hits, float).mean(0)  # (episodes, 2)
+    return {"episode_start": h[:, 0].tolist(), "episode_end": h[:, 1].tolist()}
+
+
 def _save_figure(fig, path: Path) -> Path:
     """tight_layout, then save atomically (temp file + rename) and close."""
     import matplotlib.pyplot as plt
@@ -153,6 +171,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
                           trainer.cfg.agent.reward_input, seed=20_000, decode_reward=True)
     table = {k: v for k, v in res.items() if k != "trials"}
     table["env_steps"] = state["counters"]["env_steps"]
+    if trainer.task_labels and trainer.agent.model.task_head is not None:
+        table["task_id_accuracy"] = task_id_accuracy(
+            trainer.agent.model, res["trials"], [trainer.task_labels[t.task_id] for t in tasks
+                                                 for _ in range(trials_per_task)], trainer.horizon)
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 
@@ -165,6 +187,11 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     for i, (s, r, f, c, a) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
                                             res["final_reward_per_episode"], port, anyp, strict=True)):
         lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} |")
+    if "task_id_accuracy" in table:
+        acc = table["task_id_accuracy"]
+        lines.append("\ntask head names the " + trainer.cfg.task_label + ", per episode (first / last frame): " +
+                     ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(acc["episode_start"], acc["episode_end"],
+                                                                     strict=True)))
     lines.append(f"\n{res['n_trials']} trials on {len(tasks)} held-out tasks, {table['env_steps']} env steps")
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded

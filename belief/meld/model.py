@@ -53,6 +53,12 @@ class ModelConfig:
     # The posterior sees each reward as an input, so the plain reward term can be met by echoing the
     # current reward without inferring the task; this one can only be met by carrying the task in z_t.
     predictive_reward_weight: float = 0.0
+    # weight of a task-identification term: cross-entropy of a head on the posterior mean of z2 that
+    # predicts a discrete task label (the cable twin's correct port) at every frame of a trial. The label
+    # is privileged, used in meta-training only (as the shaped reward is); 0 = MELD. It asks the belief to
+    # hold p(task | history so far), and to carry it over the episode boundary.
+    task_id_weight: float = 0.0
+    task_classes: int = 0  # number of label values; the trainer sets it from the task set
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -63,6 +69,10 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if self.predictive_reward_weight < 0:
             raise ValueError(f"ModelConfig.predictive_reward_weight must be >= 0, got {self.predictive_reward_weight}")
+        if self.task_id_weight < 0:
+            raise ValueError(f"ModelConfig.task_id_weight must be >= 0, got {self.task_id_weight}")
+        if self.task_id_weight > 0 and self.task_classes == 1:
+            raise ValueError("ModelConfig.task_classes must be >= 2 for the task-identification term")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -181,6 +191,9 @@ class LatentModel(nn.Module):
         self.z1_posterior = GaussianHead(f + z2 + a, z1, h)       # q(z1_t | x_t, z2_{t-1}, a_{t-1})
         self.z2_transition = GaussianHead(z1 + z2 + a, z2, h)     # p(z2_t | z1_t, z2_{t-1}, a_{t-1}) = q(.)
         self.reward_decoder = GaussianHead(z1 + z2, 1, h)         # p(r_t | z1_t, z2_t)
+        # task-identification head on mu2 (training only; not part of the exported filter)
+        self.task_head = (mlp(z2, [h], cfg.task_classes, activation=_leaky)
+                          if cfg.task_id_weight > 0 and cfg.task_classes > 1 else None)
 
     # --- observation features -------------------------------------------------------------------
     def features(self, images: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -235,10 +248,12 @@ class LatentModel(nn.Module):
         return torch.cat([post["mu1"], post["std1"], post["mu2"], post["std2"]], -1)
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
-             reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None):
+             reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None,
+             task_labels: torch.Tensor | None = None):
         """Negative ELBO (to minimise) over a batch of sequences, its terms, and the posterior.
 
-        images uint8 (B,T,H,W,3); actions (B,T,A); reward_in / reward_target / reward_mask (B,T)."""
+        images uint8 (B,T,H,W,3); actions (B,T,A); reward_in / reward_target / reward_mask (B,T);
+        task_labels (B,) int, needed when the task-identification term is on."""
         post = self.posterior(images, actions, reward_in, sample=True)
         B, T = actions.shape[:2]
         # z1 prior at each step from the previous *posterior* sample (as SLAC/MELD).
@@ -274,7 +289,20 @@ class LatentModel(nn.Module):
             terms["predictive_reward_log_lik"] = self._predictive_reward_log_lik(
                 post, actions, mu1p[:, 1:], std1p[:, 1:], reward_target, mask)
             loss = loss - self.cfg.predictive_reward_weight * terms["predictive_reward_log_lik"]
+        if self.task_head is not None:
+            if task_labels is None:
+                raise ValueError("the task-identification term (task_id_weight > 0) needs task_labels")
+            ce, acc = self.task_id_terms(post["mu2"], task_labels)
+            terms["task_id_ce"], terms["task_id_acc"] = ce.mean(), acc.mean()
+            loss = loss + self.cfg.task_id_weight * terms["task_id_ce"]
         return loss, terms, post
+
+    def task_id_terms(self, mu2: torch.Tensor, task_labels: torch.Tensor):
+        """Per-frame cross-entropy and accuracy (B, T) of the task head on mu2 (B, T, z2) vs labels (B,)."""
+        logits = self.task_head(mu2)
+        labels = task_labels.long().reshape(-1, 1).expand(logits.shape[:2])
+        ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").reshape(labels.shape)
+        return ce, (logits.argmax(-1) == labels).float()
 
     def _predictive_reward_log_lik(self, post, actions, mu1p, std1p, reward_target, mask):
         """Mean log-likelihood of r_{t+1} under z_{t+1} sampled from the prior given the posterior z_t, a_t."""

@@ -69,6 +69,7 @@ class TrainConfig:
     checkpoint_every: int = 10
     warm_start: str = ""  # run dir of a trained (shaped) agent: its buffers seed this one
     warm_start_model: bool = False  # also start from that run's latent model weights (not its actor-critic)
+    task_label: str = "port"  # task parameter the task-identification term predicts (agent.model.task_id_weight)
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -227,6 +228,9 @@ class Trainer:
         self.meta = env_metadata(self.env, cfg.env, cfg.episodes)
         self.horizon = self.meta["horizon"]
         cfg.agent.model.action_dim = self.meta["action_dim"]
+        self.task_labels = self._task_labels() if cfg.agent.model.task_id_weight > 0 else {}
+        if self.task_labels:
+            cfg.agent.model.task_classes = len(set(self.task_labels.values()))
         h, w = self.meta["obs_shape"][:2]
         cfg.agent.model.image_height, cfg.agent.model.image_width = h, w
         self.agent = MeldAgent(cfg.agent, cfg.episodes, self.horizon, cfg.device)
@@ -242,6 +246,18 @@ class Trainer:
         self.log = CsvLog(self.run_dir / "train.csv")
         self.pretrain_log = CsvLog(self.run_dir / "pretrain.csv")
         self.eval_log = CsvLog(self.run_dir / "eval.csv")
+
+    def _task_labels(self) -> dict[str, int]:
+        """Task id -> index of its `task_label` value, over training and held-out tasks (same classes)."""
+        tasks = list(self.tasks.train) + list(self.tasks.test)
+        missing = [t.task_id for t in tasks if self.cfg.task_label not in t.params]
+        if missing:
+            raise ValueError(f"task_label {self.cfg.task_label!r}: tasks {missing[:3]} have no such parameter "
+                             f"(known: {', '.join(sorted(tasks[0].params))})")
+        values = sorted({t.params[self.cfg.task_label] for t in tasks})
+        if len(values) < 2:
+            raise ValueError(f"task_label {self.cfg.task_label!r} takes one value over all tasks: nothing to identify")
+        return {t.task_id: values.index(t.params[self.cfg.task_label]) for t in tasks}
 
     # --- checkpoint ----------------------------------------------------------------------------
     def save(self) -> Path:
@@ -279,6 +295,8 @@ class Trainer:
         tasks = [t.task_id for t in self.train_tasks]
         for _ in range(n):
             batch = self.buffers.sample(self.cfg.batch_trials, self.rng, tasks)
+            if self.task_labels:
+                batch["task_label"] = np.array([self.task_labels[t] for t in batch["task_id"]])
             stats = self.agent.train_step(batch, train_actor_critic=actor_critic)
             self.grad_steps += 1
             for k, v in stats.items():

@@ -107,9 +107,9 @@ def test_sparse_agent_sees_sparse_and_reconstructs_dense():
     seen = {}
     orig = ag.model.elbo
 
-    def spy(images, actions, reward_in, reward_target, mask):
+    def spy(images, actions, reward_in, reward_target, mask, task_labels=None):
         seen["in"], seen["target"] = reward_in, reward_target
-        return orig(images, actions, reward_in, reward_target, mask)
+        return orig(images, actions, reward_in, reward_target, mask, task_labels)
 
     ag.model.elbo = spy
     ag.model_step(b)
@@ -196,3 +196,27 @@ def test_predictive_reward_term_predicts_from_the_previous_step_only():
     assert all(p.grad is not None for p in model.encoder.parameters())  # through the posterior z_t
     with pytest.raises(ValueError, match="predictive_reward_weight"):
         type(cfg)(predictive_reward_weight=-1.0)
+
+
+def test_task_identification_term_reads_the_task_from_the_belief_mean():
+    """task_id_weight adds w x cross-entropy of a head on mu2 predicting each trial's task label at every
+    frame; it needs labels, trains the filter (not only the head) and leaves the plain ELBO unchanged."""
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    cfg = tiny_agent_config().model
+    cfg.task_id_weight, cfg.task_classes = 0.5, 4
+    model = LatentModel(cfg)
+    labels = torch.tensor([0, 3, 1])
+    torch.manual_seed(3)
+    loss, terms, post = model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"],
+                                   task_labels=labels)
+    ce, acc = model.task_id_terms(post["mu2"], labels)
+    assert ce.shape == acc.shape == b["actions"].shape[:2] and (ce >= 0).all()
+    plain = -(terms["image_log_lik"] + 8.0 * terms["reward_log_lik"] - terms["kl"])
+    assert torch.allclose(loss, plain + 0.5 * terms["task_id_ce"])
+    model.zero_grad()
+    terms["task_id_ce"].backward()
+    assert all(p.grad is not None for p in model.task_head.parameters())
+    assert all(p.grad is not None for p in model.z2_transition.parameters())  # the belief itself learns it
+    with pytest.raises(ValueError, match="task_labels"):
+        model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    assert LatentModel(tiny_agent_config().model).task_head is None  # off by default (MELD)

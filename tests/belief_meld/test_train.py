@@ -135,3 +135,26 @@ def test_pearl_refuses_set(tmp_path):
     from meldbot.cli import main
 
     assert main(["train", "--algo", "pearl", "--env", "toy", "--out", str(tmp_path / "r"), "--set", "a=1"]) == 2
+
+
+def test_task_identification_term_gets_each_trials_label(tmp_path):
+    """With agent.model.task_id_weight > 0 the trainer labels every sampled trial by its task's
+    `task_label` parameter (classes over all tasks); an unknown parameter is named."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0}}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    assert trainer.agent.model.cfg.task_classes == 4 and trainer.agent.model.task_head is not None
+    assert sorted(trainer.task_labels.values()) == [0, 1, 2, 3]
+    trainer.run()
+    rows = (tmp_path / "ok" / "train.csv").read_text().splitlines()
+    assert "task_id_ce" in rows[0].split(",")
+    env = FakeImageEnv(episode_steps=3)
+    table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks)
+    for key in ("episode_start", "episode_end"):
+        acc = table["task_id_accuracy"][key]
+        assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
+    policy = LoadedPolicy(export_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "meld.ts"))
+    assert policy.metadata.algo == "meld"  # the head is training-only: the exported filter is unchanged
+    env = FakeImageEnv(episode_steps=3)
+    with pytest.raises(ValueError, match="task_label 'port'.*known: goal"):
+        Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
