@@ -44,6 +44,24 @@ def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: st
     return np.concatenate(beliefs), np.concatenate(rewards), np.asarray(ids)
 
 
+def reward_sensitivity(model: LatentModel, buffers: dict[str, dict], reward_input: str = "dense") -> dict:
+    """How much the belief listens to rewards: the newest trial of each task filtered once with its own
+    rewards and once with another task's (same images and actions). Returns the mean change of mu2 and
+    its spread across the trials; a ratio near 0 means the images alone set the belief."""
+    key = "reward_dense" if reward_input == "dense" else "reward_sparse"
+    ids = [t for t in sorted(buffers) if len(buffers[t]["images"])]
+    if len(ids) < 2:
+        raise ValueError("reward sensitivity: needs replay trials of at least two tasks")
+    images, actions, rewards = (torch.as_tensor(np.stack([buffers[t][k][-1] for t in ids]))
+                                for k in ("images", "actions", key))
+    model.eval()
+    with torch.no_grad():
+        own = model.posterior(images, actions, rewards, sample=False)["mu2"]
+        swapped = model.posterior(images, actions, rewards.roll(1, 0), sample=False)["mu2"]
+    change, spread = (own - swapped).abs().mean().item(), own.std(0).mean().item()
+    return {"mu2_change": change, "mu2_spread": spread, "ratio": change / max(spread, 1e-12), "n_tasks": len(ids)}
+
+
 def task_folds(groups: np.ndarray, labels: np.ndarray, folds: int) -> np.ndarray:
     """Fold index per sample: whole tasks go to one fold, dealt round-robin within each label."""
     fold_of = {}
@@ -147,7 +165,8 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     horizon = T // cfg.episodes - 1
     frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
     result = task_probe(beliefs, rewards, labels, ids, frames)
-    result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"])
+    result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
+                  reward_sensitivity=reward_sensitivity(model, state["buffers"], cfg.agent.reward_input))
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
@@ -157,6 +176,9 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     for r in result["frames"]:
         print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  rewards so far {r['reward_history']:.2f}  "
               f"chance {r['chance']:.2f}")
+    sens = result["reward_sensitivity"]
+    print(f"reward sensitivity: another task's rewards move mu2 by {sens['mu2_change']:.3f}, "
+          f"{sens['ratio']:.2f}x its spread across trials ({sens['mu2_spread']:.3f})")
     return result
 
 

@@ -61,7 +61,33 @@ def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
     assert all(0 <= r["belief"] <= 1 and 0.4 <= r["chance"] <= 0.65 for r in result["frames"])
     assert json.loads((tmp_path / "task_probe.json").read_text())["label"] == "side"
     assert (tmp_path / "task_probe.png").is_file()
+    sens = result["reward_sensitivity"]
+    assert sens["n_tasks"] == 4 and sens["mu2_spread"] > 0 and sens["ratio"] >= 0
     with pytest.raises(ValueError, match="'port'"):
         probe_checkpoint(tmp_path / "checkpoint.pt", label="port", task_set=tasks)
     with pytest.raises(ValueError, match="frame 99"):
         probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[99], task_set=tasks)
+
+
+def test_reward_sensitivity_is_zero_when_rewards_carry_nothing_and_grows_with_their_weight():
+    """Swapping in another task's rewards moves the belief only if the rewards differ; a larger input
+    scale makes the belief listen more (same weights, so the comparison is the input path alone)."""
+    import torch
+
+    from belief.meld.model import LatentModel, ModelConfig
+    from belief.meld.probe import reward_sensitivity
+
+    g = np.random.default_rng(0)
+    bufs = {f"t{i}": {"images": g.integers(0, 255, (1, 6, 16, 32, 3), dtype=np.uint8),
+                      "actions": g.uniform(-1, 1, (1, 6, 2)).astype(np.float32),
+                      "reward_dense": np.full((1, 6), -float(i), np.float32)} for i in range(3)}
+    torch.manual_seed(0)
+    model = LatentModel(ModelConfig(image_height=16, image_width=32, action_dim=2, base_depth=2, z1_dim=3,
+                                    z2_dim=5, hidden=16))
+    base = reward_sensitivity(model, bufs)["ratio"]
+    same = {t: {**d, "reward_dense": np.zeros_like(d["reward_dense"])} for t, d in bufs.items()}
+    assert reward_sensitivity(model, same)["ratio"] == 0.0
+    model.reward_scale = 10.0
+    assert reward_sensitivity(model, bufs)["ratio"] > base
+    with pytest.raises(ValueError, match="two tasks"):
+        reward_sensitivity(model, {"t0": bufs["t0"]})
