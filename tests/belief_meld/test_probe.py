@@ -37,8 +37,11 @@ def test_probe_finds_task_information_only_where_it_is():
     informative = np.c_[labels + 0.1 * rng.standard_normal(len(labels)), rng.standard_normal((len(labels), 4))]
     acc, chance = probe_accuracy(informative, labels, groups)
     assert acc > 0.95 and chance == pytest.approx(0.5)
-    # per-task offsets carry no label: a probe that memorised tasks would still fail on held-out ones
-    offsets = {g: rng.standard_normal(5) for g in set(groups)}
+    # per-task offsets carry no label: a probe that memorised tasks would still fail on held-out ones.
+    # More tasks here so chance on held-out tasks is tight; np.unique keeps the draw order fixed
+    # (set order of strings changes with PYTHONHASHSEED).
+    groups, labels = _groups_and_labels(n_tasks=24, per_task=6)
+    offsets = {g: rng.standard_normal(5) for g in np.unique(groups)}
     uninformative = np.stack([offsets[g] for g in groups]) + 0.05 * rng.standard_normal((len(groups), 5))
     acc, _ = probe_accuracy(uninformative, labels, groups)
     assert acc < 0.8
