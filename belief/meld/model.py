@@ -59,6 +59,13 @@ class ModelConfig:
     # hold p(task | history so far), and to carry it over the episode boundary.
     task_id_weight: float = 0.0
     task_classes: int = 0  # number of label values; the trainer sets it from the task set
+    # feed the transition heads (z1 prior, z1 posterior, z2 transition) an explicit episode-start flag,
+    # 1 where the previous action is exactly zero: the reset frame of every episode after the first
+    # (trials and the policy server enter it with prev_action = 0; a policy never commands exact zeros).
+    # The arm jumps back to its start pose there while the task stays the same; without the flag the
+    # heads must tell that jump from "no motion" by an all-zero action vector alone, learnt from one
+    # boundary per trial (RL^2 gives its recurrent policy such a termination flag). False = MELD.
+    episode_start_input: bool = False
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -182,11 +189,14 @@ class LatentModel(nn.Module):
         # plain attributes (not the dataclass) so TorchScript can compile the filtering step
         self.reward_scale, self.repeat = float(cfg.reward_scale), int(cfg.repeat)
         self.z1_dim, self.z2_dim, self.action_dim = cfg.z1_dim, cfg.z2_dim, cfg.action_dim
-        h, f, a, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.action_dim, cfg.z1_dim, cfg.z2_dim
+        self.episode_start_input = bool(cfg.episode_start_input)
+        h, f, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.z1_dim, cfg.z2_dim
+        a = cfg.action_dim + int(self.episode_start_input)  # the flag travels with the previous action
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.z1_first_posterior = GaussianHead(f, z1, h)          # q(z1_0 | x_0)
         self.z2_first = GaussianHead(z1, z2, h)                   # p(z2_0 | z1_0) = q(z2_0 | z1_0)
+        # a_{t-1} below is the previous action, plus the episode-start flag when episode_start_input
         self.z1_prior = GaussianHead(z2 + a, z1, h)               # p(z1_t | z2_{t-1}, a_{t-1})
         self.z1_posterior = GaussianHead(f + z2 + a, z1, h)       # q(z1_t | x_t, z2_{t-1}, a_{t-1})
         self.z2_transition = GaussianHead(z1 + z2 + a, z2, h)     # p(z2_t | z1_t, z2_{t-1}, a_{t-1}) = q(.)
@@ -201,6 +211,14 @@ class LatentModel(nn.Module):
         r = (rewards * self.reward_scale).unsqueeze(-1).expand(list(rewards.shape) + [self.repeat])
         return torch.cat([self.encoder(images), r], dim=-1)
 
+    def action_input(self, a_prev: torch.Tensor) -> torch.Tensor:
+        """What the transition heads see of the previous action: the action itself, plus (with
+        episode_start_input) a flag that is 1 where the whole action is exactly zero (an episode's reset)."""
+        if self.episode_start_input:
+            start = (a_prev == 0).all(-1, keepdim=True).to(a_prev.dtype)
+            return torch.cat([a_prev, start], -1)
+        return a_prev
+
     # --- one filtering step ---------------------------------------------------------------------
     def filter_step(self, feat: torch.Tensor, z2_prev: torch.Tensor, a_prev: torch.Tensor,
                     first: torch.Tensor, noise1: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
@@ -210,6 +228,7 @@ class LatentModel(nn.Module):
         Returns (mu1, std1, z1, mu2, std2, z2); with noise None the latents are the means (deterministic
         filtering, used at test time and in the exported module)."""
         mu1_f, std1_f = self.z1_first_posterior(feat)
+        a_prev = self.action_input(a_prev)
         mu1_n, std1_n = self.z1_posterior(torch.cat([feat, z2_prev, a_prev], -1))
         if first.dim() > 0:
             first = first.reshape(-1, 1)
@@ -259,7 +278,7 @@ class LatentModel(nn.Module):
         # z1 prior at each step from the previous *posterior* sample (as SLAC/MELD).
         mu1p0 = torch.zeros_like(post["mu1"][:, :1])
         std1p0 = torch.ones_like(post["std1"][:, :1])
-        mu1p, std1p = self.z1_prior(torch.cat([post["z2"][:, :-1], actions[:, :-1]], -1))
+        mu1p, std1p = self.z1_prior(torch.cat([post["z2"][:, :-1], self.action_input(actions[:, :-1])], -1))
         mu1p, std1p = torch.cat([mu1p0, mu1p], 1), torch.cat([std1p0, std1p], 1)
         kl = gaussian_kl(post["mu1"], post["std1"], mu1p, std1p)  # (B, T)
         z = torch.cat([post["z1"], post["z2"]], -1)
@@ -307,7 +326,7 @@ class LatentModel(nn.Module):
     def _predictive_reward_log_lik(self, post, actions, mu1p, std1p, reward_target, mask):
         """Mean log-likelihood of r_{t+1} under z_{t+1} sampled from the prior given the posterior z_t, a_t."""
         z1 = mu1p + std1p * torch.randn_like(std1p)
-        mu2, std2 = self.z2_transition(torch.cat([z1, post["z2"][:, :-1], actions[:, :-1]], -1))
+        mu2, std2 = self.z2_transition(torch.cat([z1, post["z2"][:, :-1], self.action_input(actions[:, :-1])], -1))
         z2 = mu2 + std2 * torch.randn_like(std2)
         r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
         ll = gaussian_log_prob((reward_target[:, 1:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)

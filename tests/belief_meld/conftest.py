@@ -26,7 +26,10 @@ def fake_env():
     env.close()
 
 
-@pytest.fixture
-def agent():
+@pytest.fixture(params=[False, True], ids=["meld", "episode-start-flag"])
+def agent(request):
+    """A tiny agent, plain MELD and with the episode-start flag (ModelConfig.episode_start_input)."""
     torch.manual_seed(0)
-    return MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    cfg = tiny_agent_config()
+    cfg.model.episode_start_input = request.param
+    return MeldAgent(cfg, EPISODES, HORIZON)

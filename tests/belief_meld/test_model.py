@@ -220,3 +220,20 @@ def test_task_identification_term_reads_the_task_from_the_belief_mean():
     with pytest.raises(ValueError, match="task_labels"):
         model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
     assert LatentModel(tiny_agent_config().model).task_head is None  # off by default (MELD)
+
+
+def test_episode_start_flag_marks_reset_frames_and_is_learnt():
+    """episode_start_input: the transition heads see a flag that is 1 exactly where the previous action is
+    all zeros (each episode's reset frame), and the ELBO trains the weights that read it."""
+    cfg = tiny_agent_config().model
+    cfg.episode_start_input = True
+    model = LatentModel(cfg)
+    a = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, -0.2], [0.0, 0.0]])
+    assert model.action_input(a)[:, -1].tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert torch.equal(LatentModel(tiny_agent_config().model).action_input(a), a)  # off by default (MELD)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0  # the stored layout: the frame after an episode's last action
+    loss, _, _ = model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    loss.backward()
+    for head in (model.z1_prior, model.z1_posterior, model.z2_transition):
+        assert head.net[0].weight.grad[:, -1].abs().sum() > 0  # the flag's input column
