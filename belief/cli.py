@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--z-mode", choices=["sample", "mean"], default="sample",
                    help="z before each trajectory: a posterior sample (PEARL's posterior sampling) or the mean")
     p.add_argument("--no-random", action="store_true", help="skip the random-policy baseline")
+    p.add_argument("--trials", type=int, default=None, help="MELD: trials per held-out task (default 1)")
+    p.add_argument("--reset-control", action="store_true",
+                   help="MELD: also run the same trials with the belief reset at every episode")
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")

@@ -20,13 +20,14 @@ from belief.meld.trials import run_trial
 
 
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
-                    seed: int = 0, decode_reward: bool = False) -> dict:
-    """Deterministic trials on `tasks`: success rate and mean dense return per episode index."""
+                    seed: int = 0, decode_reward: bool = False, carry_belief: bool = True) -> dict:
+    """Deterministic trials on `tasks`: success rate and mean dense return per episode index
+    (carry_belief=False: the belief is reset at every episode, see `run_trial`)."""
     succ, rets, finals, traces = [], [], [], []
     for i, task in enumerate(tasks):
         for j in range(trials_per_task):
             res = run_trial(env, task, policy, episodes, "mean", reward_input,
-                            seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward)
+                            seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward, carry_belief=carry_belief)
             succ.append(res.episode_success)
             rets.append(res.episode_return)
             finals.append(res.episode_final_reward)
@@ -162,37 +163,54 @@ def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set
     return trainer, state
 
 
+def _episode_rows(res: dict, label: str = "") -> list[str]:
+    """Markdown table rows, one per episode index, of an `evaluate_policy` result."""
+    n_ep = len(res["success_per_episode"])
+    port = res.get("correct_port_per_episode", [np.nan] * n_ep)
+    anyp = res.get("any_port_per_episode", [np.nan] * n_ep)
+    return [f"| {i + 1}{label} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} |"
+            for i, (s, r, f, c, a) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
+                                                    res["final_reward_per_episode"], port, anyp, strict=True))]
+
+
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
-                        out_dir: str | Path | None = None, env=None, task_set=None) -> dict:
+                        out_dir: str | Path | None = None, env=None, task_set=None,
+                        reset_control: bool = False) -> dict:
+    """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
+
+    reset_control: also run the same trials with the belief reset at every episode. Episode 1 is then
+    the same, and later episodes start from the same poses without what episode 1 taught: the
+    difference in episode 2 is what carrying the belief over the boundary gained (or cost)."""
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
     out = Path(out_dir or Path(checkpoint).parent)
     tasks = list(trainer.tasks.test[: n_tasks or None])
-    res = evaluate_policy(trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task,
-                          trainer.cfg.agent.reward_input, seed=20_000, decode_reward=True)
+    args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
+    res = evaluate_policy(*args, seed=20_000, decode_reward=True)
     table = {k: v for k, v in res.items() if k != "trials"}
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
         table["task_id_accuracy"] = task_id_accuracy(
             trainer.agent.model, res["trials"], [trainer.task_labels[t.task_id] for t in tasks
                                                  for _ in range(trials_per_task)], trainer.horizon)
+    lines = ["| episode | success (held-out) | shaped return | final shaped reward | ends at correct port "
+             "| ends at a port |", "|---|---|---|---|---|---|", *_episode_rows(res)]
+    if reset_control:
+        control = evaluate_policy(*args, seed=20_000, carry_belief=False)
+        table["belief_reset_control"] = {k: v for k, v in control.items() if k not in ("trials", "tasks")}
+        lines += _episode_rows(control, " (belief reset)")[1:]
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 
     atomic_write_text(json.dumps(table, indent=2), out / "eval_table.json")
-    lines = ["| episode | success (held-out) | shaped return | final shaped reward | ends at correct port "
-             "| ends at a port |", "|---|---|---|---|---|---|"]
-    n_ep = len(res["success_per_episode"])
-    port = res.get("correct_port_per_episode", [np.nan] * n_ep)
-    anyp = res.get("any_port_per_episode", [np.nan] * n_ep)
-    for i, (s, r, f, c, a) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
-                                            res["final_reward_per_episode"], port, anyp, strict=True)):
-        lines.append(f"| {i + 1} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} |")
     if "task_id_accuracy" in table:
         acc = table["task_id_accuracy"]
         lines.append("\ntask head names the " + trainer.cfg.task_label + ", per episode (first / last frame): " +
                      ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(acc["episode_start"], acc["episode_end"],
                                                                      strict=True)))
     lines.append(f"\n{res['n_trials']} trials on {len(tasks)} held-out tasks, {table['env_steps']} env steps")
+    if reset_control:
+        lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
+                     "identical, so only later episodes are listed")
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]
@@ -209,7 +227,7 @@ def eval_command(args) -> int:
     paths = getattr(args, "checkpoints", None) or [args.checkpoint]
     for path in paths:
         evaluate_checkpoint(path, getattr(args, "trials", None) or 1, getattr(args, "tasks", None) or 0,
-                            getattr(args, "out", None))
+                            getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)))
     return 0
 
 
@@ -219,6 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=1, help="trials per held-out task")
     p.add_argument("--tasks", type=int, default=0, help="number of held-out tasks (0 = all)")
     p.add_argument("--out", default=None)
+    p.add_argument("--reset-control", action="store_true",
+                   help="also run the same trials with the belief reset at every episode (what carrying it gains)")
     return eval_command(p.parse_args(argv))
 
 

@@ -34,8 +34,12 @@ def test_train_evaluate_export(tmp_path):
     for name in ("checkpoint.pt", "best.pt", "train.csv", "eval.csv", "config.yaml", "training.png"):
         assert (tmp_path / name).is_file(), name
     env = FakeImageEnv(episode_steps=3)
-    table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks)
+    table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, reset_control=True)
     assert len(table["success_per_episode"]) == 2 and (tmp_path / "belief_trial.png").is_file()
+    # the control replays the same trials with the belief reset per episode: episode 1 is the same trial
+    control = table["belief_reset_control"]
+    assert control["return_per_episode"][0] == table["return_per_episode"][0]
+    assert "(belief reset)" in (tmp_path / "eval_table.md").read_text()
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
     assert policy.metadata.algo == "meld" and policy.metadata.observation.shape == [16, 32, 3]
 

@@ -60,3 +60,19 @@ def test_random_and_sampled_trials_and_reward_decoding(agent, fake_env):
     smp = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "sample", seed=0, decode_reward=True)
     assert smp.reward_mean.shape == smp.reward_var.shape == (EPISODES * (HORIZON + 1),)
     assert (smp.reward_var > 0).all() and len(smp.episode_success) == EPISODES
+
+
+def test_belief_reset_control_starts_each_episode_knowing_nothing(agent, fake_env):
+    """carry_belief=False (the evaluation control): episode 1 is the same trial; episode 2 starts from the
+    same pose but with a fresh belief, exactly as if it were a trial's first frame."""
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    carried = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=2)
+    reset = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "mean", seed=2, carry_belief=False)
+    L = HORIZON + 1
+    assert np.array_equal(carried.beliefs[:L], reset.beliefs[:L])
+    assert np.array_equal(carried.trial.images[L], reset.trial.images[L])  # same start pose
+    with torch.no_grad():
+        fresh, _ = policy.belief(torch.as_tensor(reset.trial.images[L]), torch.zeros(2), torch.zeros(1),
+                                 policy.initial_state())
+    np.testing.assert_allclose(reset.beliefs[L], fresh.numpy(), atol=1e-6)
+    assert not np.allclose(carried.beliefs[L], reset.beliefs[L], atol=1e-4)
