@@ -8,8 +8,12 @@ neither does, the collected behaviour never visits what would reveal it. Folds h
 (stratified by label), so a probe cannot memorise a task's look: what is measured is what carries over
 to a task never seen, as on the held-out tasks.
 
-`python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port]` writes task_probe.json and
-task_probe.png next to the checkpoint.
+Replay trials are mostly old, near-random behaviour; `--fresh N` probes N new deterministic trials per
+training task instead, run with the checkpoint's own policy: what its belief holds when it acts as it
+is evaluated.
+
+`python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port] [--fresh 2]` writes task_probe.json
+and task_probe.png next to the checkpoint.
 """
 
 from __future__ import annotations
@@ -42,6 +46,20 @@ def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: st
     if not ids:
         raise ValueError("task probe: the checkpoint holds no replay trials")
     return np.concatenate(beliefs), np.concatenate(rewards), np.asarray(ids)
+
+
+def fresh_trials(env, policy, tasks, episodes: int, per_task: int, reward_input: str = "dense",
+                 seed: int = 30_000) -> dict[str, dict]:
+    """`per_task` deterministic trials of `policy` on each task, laid out like a checkpoint's buffers."""
+    from belief.meld.trials import run_trial
+
+    out = {}
+    for i, task in enumerate(tasks):
+        runs = [run_trial(env, task, policy, episodes, "mean", reward_input, seed=seed + 1000 * i + 10 * j).trial
+                for j in range(per_task)]
+        out[task.task_id] = {k: np.stack([getattr(r, k) for r in runs])
+                             for k in ("images", "actions", "reward_dense", "reward_sparse")}
+    return out
 
 
 def reward_sensitivity(model: LatentModel, buffers: dict[str, dict], reward_input: str = "dense") -> dict:
@@ -141,37 +159,50 @@ def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> 
 
 
 def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[int] | None = None,
-                     out_dir: str | Path | None = None, task_set=None) -> dict:
-    """Filter a checkpoint's replay trials and probe for task parameter `label`; writes json + png."""
+                     out_dir: str | Path | None = None, task_set=None, fresh: int = 0, env=None) -> dict:
+    """Filter a checkpoint's replay trials (or, with fresh > 0, that many new deterministic trials per
+    training task) and probe for task parameter `label`; writes json + png."""
     from belief.checkpoint import atomic_write_text
     from belief.checkpoint import load as load_checkpoint
+    from belief.meld.evaluate import load_trainer
     from belief.meld.train import TrainConfig, make_task_set
 
-    state = load_checkpoint(checkpoint)
-    if state.get("algo") != "meld":
-        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
-    cfg = TrainConfig(**{**state["config"], "device": "cpu"})
-    tasks = task_set if task_set is not None else make_task_set(cfg.env, cfg.seed)
+    if fresh < 0:
+        raise ValueError(f"task probe: fresh trials per task must be >= 0, got {fresh}")
+    if fresh:  # acting needs the policy and an env
+        trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
+        cfg, tasks, model = trainer.cfg, trainer.tasks, trainer.agent.model
+    else:
+        state = load_checkpoint(checkpoint)
+        if state.get("algo") != "meld":
+            raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+        cfg = TrainConfig(**{**state["config"], "device": "cpu"})
+        tasks = task_set if task_set is not None else make_task_set(cfg.env, cfg.seed)
+        model = LatentModel(cfg.agent.model)
+        model.load_state_dict(state["agent"]["model"])
     params = {t.task_id: t.params for t in (*tasks.train, *tasks.test)}
-    missing = sorted(t for t in state["buffers"] if label not in params.get(t, {}))
+    task_ids = [t.task_id for t in tasks.train] if fresh else list(state["buffers"])
+    missing = sorted(t for t in task_ids if label not in params.get(t, {}))
     if missing:
         raise ValueError(f"task probe: tasks {missing[:3]} have no parameter {label!r} "
                          f"(they have {sorted(next(iter(params.values())))})")
-    model = LatentModel(cfg.agent.model)
-    model.load_state_dict(state["agent"]["model"])
-    beliefs, rewards, ids = filter_trials(model, state["buffers"], cfg.agent.reward_input)
+    buffers = (fresh_trials(trainer.env, trainer.policy, tasks.train, cfg.episodes, fresh, cfg.agent.reward_input)
+               if fresh else state["buffers"])
+    beliefs, rewards, ids = filter_trials(model, buffers, cfg.agent.reward_input)
     labels = np.array([params[t][label] for t in ids])
     T = beliefs.shape[1]
     horizon = T // cfg.episodes - 1
     frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
     result = task_probe(beliefs, rewards, labels, ids, frames)
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
-                  reward_sensitivity=reward_sensitivity(model, state["buffers"], cfg.agent.reward_input))
+                  trials="fresh" if fresh else "replay", fresh_per_task=fresh,
+                  reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
     plot_task_probe(result, horizon, out / "task_probe.png",
-                    f"{label} probe on held-out tasks ({result['n_trials']} trials, {result['n_tasks']} tasks, "
+                    f"{label} probe on held-out tasks ({result['n_trials']} {result['trials']} trials, "
+                    f"{result['n_tasks']} tasks, "
                     f"{result['env_steps']} env steps)")
     for r in result["frames"]:
         print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  rewards so far {r['reward_history']:.2f}  "
@@ -188,9 +219,11 @@ def main(argv=None) -> int:
     p.add_argument("--label", default="port", help="discrete task parameter to predict (default: port)")
     p.add_argument("--frames", type=int, nargs="+", help="trial frames to probe at (default: a spread)")
     p.add_argument("--out", default=None, help="folder for task_probe.json/png (default: the checkpoint's)")
+    p.add_argument("--fresh", type=int, default=0, metavar="N",
+                   help="probe N new deterministic trials per training task instead of the replay trials")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    probe_checkpoint(args.checkpoint, args.label, args.frames, args.out)
+    probe_checkpoint(args.checkpoint, args.label, args.frames, args.out, fresh=args.fresh)
     return 0
 
 

@@ -47,7 +47,8 @@ def test_probe_finds_task_information_only_where_it_is():
     assert acc < 0.8
 
 
-def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
+def _trained_on_four_goals(run_dir):
+    """A tiny checkpoint in run_dir, trained on four goals whose side (label) two tasks share."""
     goals = (-0.8, -0.4, 0.4, 0.8)
     tasks = TaskSet("fake", 0, tuple(Task("fake", f"goal{i}", np.array([g]), {"goal": g, "side": int(g > 0)})
                                      for i, g in enumerate(goals)),
@@ -57,7 +58,12 @@ def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
     cfg = TrainConfig(env="fake", agent=TINY, init_trials_per_task=3, pretrain_steps=1, iterations=1,
                       train_steps_per_iter=1, batch_trials=2, eval_every=5, checkpoint_every=1,
                       capacity_per_task=5)
-    Trainer(cfg, tmp_path, env, tasks).run()
+    Trainer(cfg, run_dir, env, tasks).run()
+    return env, tasks
+
+
+def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
+    env, tasks = _trained_on_four_goals(tmp_path)
     result = probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[0, 3, 7], task_set=tasks)
     assert [r["frame"] for r in result["frames"]] == [0, 3, 7]
     assert result["n_tasks"] == 4 and result["n_trials"] >= 12
@@ -94,3 +100,15 @@ def test_reward_sensitivity_is_zero_when_rewards_carry_nothing_and_grows_with_th
     assert reward_sensitivity(model, bufs)["ratio"] > base
     with pytest.raises(ValueError, match="two tasks"):
         reward_sensitivity(model, {"t0": bufs["t0"]})
+
+
+def test_probe_on_fresh_deterministic_trials_of_the_checkpoints_policy(tmp_path):
+    """--fresh N: N new deterministic trials per training task, run with the checkpoint's policy, instead
+    of the replay trials (mostly old behaviour); the same trials as the evaluation would run."""
+    env, tasks = _trained_on_four_goals(tmp_path)
+    result = probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks,
+                              fresh=2, env=env)
+    assert result["trials"] == "fresh" and result["n_trials"] == 2 * len(tasks.train) == 8
+    assert result["n_tasks"] == 4 and all(0 <= r["belief"] <= 1 for r in result["frames"])
+    with pytest.raises(ValueError, match="fresh"):
+        probe_checkpoint(tmp_path / "checkpoint.pt", label="side", task_set=tasks, fresh=-1, env=env)
