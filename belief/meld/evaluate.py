@@ -42,6 +42,11 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
             [[inf["at_correct_port"] for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
         out["any_port_per_episode"] = np.asarray(
             [[inf["port_at_tip"] >= 0 for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
+    # per trial, for conditional reads (does episode 2 go where episode 1 ended, or elsewhere?)
+    out["per_trial"] = [{"task": t.trial.task_id, "success": [bool(s) for s in t.episode_success],
+                         "port_at_tip": [int(inf.get("port_at_tip", -1)) for inf in t.episode_final_info],
+                         "at_correct_port": [bool(inf.get("at_correct_port", False)) for inf in t.episode_final_info],
+                         "final_reward": [float(f) for f in t.episode_final_reward]} for t in traces]
     return {**out, "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 

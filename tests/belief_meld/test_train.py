@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,8 @@ def test_train_evaluate_export(tmp_path):
     control = table["belief_reset_control"]
     assert control["return_per_episode"][0] == table["return_per_episode"][0]
     assert "(belief reset)" in (tmp_path / "eval_table.md").read_text()
+    saved = json.loads((tmp_path / "eval_table.json").read_text())
+    assert len(saved["per_trial"]) == saved["n_trials"] and len(saved["per_trial"][0]["success"]) == 2
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
     assert policy.metadata.algo == "meld" and policy.metadata.observation.shape == [16, 32, 3]
 
