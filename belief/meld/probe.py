@@ -122,15 +122,21 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
 
 
 def task_probe(beliefs: np.ndarray, rewards: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-               frames: list[int], folds: int = 4) -> dict:
-    """Probe accuracy per frame from the belief and from the reward history up to that frame."""
+               frames: list[int], folds: int = 4, memory: slice | None = None) -> dict:
+    """Probe accuracy per frame from the belief and from the reward history up to that frame.
+
+    memory: the belief's columns that carry memory (mu2); probed alone as well, since the rest (z1)
+    is read off the current frame and its reward, and can name the port without remembering it."""
     rows = []
     for f in frames:
         if not 0 <= f < beliefs.shape[1]:
             raise ValueError(f"task probe: frame {f} outside the trial's 0..{beliefs.shape[1] - 1}")
         belief_acc, chance = probe_accuracy(beliefs[:, f], labels, groups, folds)
         reward_acc, _ = probe_accuracy(rewards[:, : f + 1], labels, groups, folds)
-        rows.append({"frame": int(f), "belief": belief_acc, "reward_history": reward_acc, "chance": chance})
+        row = {"frame": int(f), "belief": belief_acc, "reward_history": reward_acc, "chance": chance}
+        if memory is not None:
+            row["memory"] = probe_accuracy(beliefs[:, f, memory], labels, groups, folds)[0]
+        rows.append(row)
     return {"frames": rows, "n_trials": int(len(labels)), "n_tasks": int(len(set(groups)))}
 
 
@@ -146,6 +152,8 @@ def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> 
     f = [r["frame"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(f, [r["belief"] for r in rows], "bo-", label="from the belief")
+    if all("memory" in r for r in rows):
+        ax.plot(f, [r["memory"] for r in rows], "c^-", label="from its memory part (mu2) alone")
     ax.plot(f, [r["reward_history"] for r in rows], "ks--", label="from the rewards so far")
     ax.plot(f, [r["chance"] for r in rows], "r:", label="chance (majority label)")
     for e in range(1, max(f) // (horizon + 1) + 1):
@@ -193,7 +201,8 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     T = beliefs.shape[1]
     horizon = T // cfg.episodes - 1
     frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
-    result = task_probe(beliefs, rewards, labels, ids, frames)
+    z1, z2 = cfg.agent.model.z1_dim, cfg.agent.model.z2_dim
+    result = task_probe(beliefs, rewards, labels, ids, frames, memory=slice(2 * z1, 2 * z1 + z2))
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
@@ -205,8 +214,8 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
                     f"{result['n_tasks']} tasks, "
                     f"{result['env_steps']} env steps)")
     for r in result["frames"]:
-        print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  rewards so far {r['reward_history']:.2f}  "
-              f"chance {r['chance']:.2f}")
+        print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  its mu2 alone {r['memory']:.2f}  "
+              f"rewards so far {r['reward_history']:.2f}  chance {r['chance']:.2f}")
     sens = result["reward_sensitivity"]
     print(f"reward sensitivity: another task's rewards move mu2 by {sens['mu2_change']:.3f}, "
           f"{sens['ratio']:.2f}x its spread across trials ({sens['mu2_spread']:.3f})")

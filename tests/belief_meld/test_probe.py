@@ -67,7 +67,8 @@ def test_probe_checkpoint_reports_per_frame_and_names_a_missing_label(tmp_path):
     result = probe_checkpoint(tmp_path / "checkpoint.pt", label="side", frames=[0, 3, 7], task_set=tasks)
     assert [r["frame"] for r in result["frames"]] == [0, 3, 7]
     assert result["n_tasks"] == 4 and result["n_trials"] >= 12
-    assert all(0 <= r["belief"] <= 1 and 0.4 <= r["chance"] <= 0.65 for r in result["frames"])
+    assert all(0 <= r["belief"] <= 1 and 0 <= r["memory"] <= 1 and 0.4 <= r["chance"] <= 0.65
+               for r in result["frames"])
     assert json.loads((tmp_path / "task_probe.json").read_text())["label"] == "side"
     assert (tmp_path / "task_probe.png").is_file()
     sens = result["reward_sensitivity"]
@@ -112,3 +113,16 @@ def test_probe_on_fresh_deterministic_trials_of_the_checkpoints_policy(tmp_path)
     assert result["n_tasks"] == 4 and all(0 <= r["belief"] <= 1 for r in result["frames"])
     with pytest.raises(ValueError, match="fresh"):
         probe_checkpoint(tmp_path / "checkpoint.pt", label="side", task_set=tasks, fresh=-1, env=env)
+
+
+def test_memory_part_is_probed_alone():
+    """A port read off the current frame (outside mu2) shows in the belief, not in its memory part."""
+    from belief.meld.probe import task_probe
+
+    groups, labels = _groups_and_labels()
+    rng = np.random.default_rng(1)
+    beliefs = rng.standard_normal((len(labels), 2, 4))
+    beliefs[:, :, 0] += 8.0 * labels[:, None]  # column 0: the current frame's read of the label
+    rewards = rng.standard_normal((len(labels), 2))
+    rows = task_probe(beliefs, rewards, labels, groups, [0, 1], memory=slice(1, 4))["frames"]
+    assert all(r["belief"] > 0.95 and r["memory"] < 0.8 for r in rows)
