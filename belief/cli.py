@@ -90,6 +90,10 @@ def _eval(args: argparse.Namespace) -> int:
     handlers = {ALGORITHMS[a]["eval"] for a in algos if a in ALGORITHMS}
     if len(handlers) > 1:
         raise ValueError(f"cannot compare checkpoints of {sorted(algos)} in one table: evaluate them separately")
+    meld_only = [flag for flag, used in (("--trials", args.trials is not None), ("--reset-control", args.reset_control))
+                 if used]
+    if meld_only and algos != {"meld"}:
+        raise ValueError(f"{', '.join(meld_only)} apply to MELD checkpoints only, not {sorted(algos)}")
     return entry(sorted(algos)[0], "eval")(args)
 
 

@@ -55,11 +55,13 @@ def task_id_accuracy(model, trials, labels: list[int], horizon: int) -> dict[str
     the last frame of each episode, over evaluated trials: does episode 2 start knowing the port?"""
     import torch
 
-    z1, z2 = model.z1_dim, model.z2_dim
+    from belief.meld.model import belief_columns
+
+    mu2_cols = belief_columns(model.z1_dim, model.z2_dim)["mu2"]
     L = horizon + 1
     hits = []
     for res, label in zip(trials, labels, strict=True):
-        mu2 = torch.as_tensor(res.beliefs[:, 2 * z1:2 * z1 + z2]).to(next(model.parameters()).device)
+        mu2 = torch.as_tensor(res.beliefs[:, mu2_cols]).to(next(model.parameters()).device)
         with torch.no_grad():
             _, acc = model.task_id_terms(mu2.unsqueeze(0), torch.tensor([label], device=mu2.device))
         acc = acc[0].cpu().numpy()
@@ -186,6 +188,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     reset_control: also run the same trials with the belief reset at every episode. Episode 1 is then
     the same, and later episodes start from the same poses without what episode 1 taught: the
     difference in episode 2 is what carrying the belief over the boundary gained (or cost)."""
+    if trials_per_task < 1:
+        raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
+    if n_tasks < 0:
+        raise ValueError(f"MELD evaluation: --tasks must be >= 0 (0 = all held-out tasks), got {n_tasks}")
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
     out = Path(out_dir or Path(checkpoint).parent)
     tasks = list(trainer.tasks.test[: n_tasks or None])
@@ -231,7 +237,8 @@ def eval_command(args) -> int:
     """`meldbot eval CHECKPOINT` for MELD checkpoints (held-out tasks, per episode index)."""
     paths = getattr(args, "checkpoints", None) or [args.checkpoint]
     for path in paths:
-        evaluate_checkpoint(path, getattr(args, "trials", None) or 1, getattr(args, "tasks", None) or 0,
+        trials, tasks = getattr(args, "trials", None), getattr(args, "tasks", None)
+        evaluate_checkpoint(path, 1 if trials is None else trials, 0 if tasks is None else tasks,
                             getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)))
     return 0
 

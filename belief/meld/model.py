@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -180,6 +181,13 @@ def gaussian_log_prob(x, mu, std) -> torch.Tensor:
     return (-0.5 * ((x - mu) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
+def belief_columns(z1_dim: int, z2_dim: int) -> dict[str, slice]:
+    """Where mu1, std1, mu2 and std2 sit in a belief vector (`LatentModel.belief`'s layout)."""
+    ends = np.cumsum([0, z1_dim, z1_dim, z2_dim, z2_dim])
+    return {name: slice(int(a), int(b)) for name, a, b in zip(("mu1", "std1", "mu2", "std2"), ends[:-1], ends[1:],
+                                                              strict=True)}
+
+
 class LatentModel(nn.Module):
     """The MELD/SLAC sequential latent variable model; `filter_step` is the per-step belief update."""
 
@@ -263,7 +271,7 @@ class LatentModel(nn.Module):
 
     @staticmethod
     def belief(post: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2)."""
+        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2), see `belief_columns`."""
         return torch.cat([post["mu1"], post["std1"], post["mu2"], post["std2"]], -1)
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,

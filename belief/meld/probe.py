@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from belief.meld.model import LatentModel
+from belief.meld.model import LatentModel, belief_columns
 
 
 def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: str = "dense",
@@ -201,8 +201,8 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     T = beliefs.shape[1]
     horizon = T // cfg.episodes - 1
     frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
-    z1, z2 = cfg.agent.model.z1_dim, cfg.agent.model.z2_dim
-    result = task_probe(beliefs, rewards, labels, ids, frames, memory=slice(2 * z1, 2 * z1 + z2))
+    memory = belief_columns(cfg.agent.model.z1_dim, cfg.agent.model.z2_dim)["mu2"]
+    result = task_probe(beliefs, rewards, labels, ids, frames, memory=memory)
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from belief.meld.buffers import Trial
+from belief.meld.model import belief_columns
 from belief.meld.policy import MeldPolicy
 
 MODES = ("random", "sample", "mean")
@@ -108,8 +109,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         if decode_reward:
             with torch.no_grad():
                 b = torch.as_tensor(result.beliefs, device=device)
-                z1, z2 = policy.z1_dim, policy.z2_dim
-                mean, var = policy.model.decode_reward(b[:, :z1], b[:, z1:2 * z1], b[:, 2 * z1:2 * z1 + z2],
-                                                       b[:, 2 * z1 + z2:])
+                cols = belief_columns(policy.z1_dim, policy.z2_dim)
+                mean, var = policy.model.decode_reward(*(b[:, cols[k]] for k in ("mu1", "std1", "mu2", "std2")))
             result.reward_mean, result.reward_var = mean.cpu().numpy(), var.cpu().numpy()
     return result

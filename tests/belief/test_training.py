@@ -78,7 +78,7 @@ def test_config_file_errors(tmp_path):
         load_config(None, algo="maml", env="toy")
 
 
-def test_cli_train_eval_export(tmp_path, tiny_cfg):
+def test_cli_train_eval_export(tmp_path, tiny_cfg, capsys):
     import yaml
 
     from belief.policy_file import LoadedPolicy
@@ -101,6 +101,9 @@ def test_cli_train_eval_export(tmp_path, tiny_cfg):
     assert main(["train", "--algo", "peril", "--env", "toy", "--out", str(out), "--quiet"]) == 2  # would overwrite
     assert main(["eval", str(out / "checkpoint.pt"), "--out", str(tmp_path / "ev"), "--adapt", "2"]) == 0
     assert "success@2" in (tmp_path / "ev" / "eval_table.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", str(out / "checkpoint.pt"), "--reset-control"]) == 2  # a MELD-only flag
+    assert "--reset-control apply to MELD checkpoints only" in capsys.readouterr().err
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts")]) == 2  # PERIL needs --task
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts"), "--task", "test-00"]) == 0
     policy = LoadedPolicy(tmp_path / "p.ts")

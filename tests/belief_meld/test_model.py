@@ -222,6 +222,21 @@ def test_task_identification_term_reads_the_task_from_the_belief_mean():
     assert LatentModel(tiny_agent_config().model).task_head is None  # off by default (MELD)
 
 
+def test_belief_columns_name_the_parts_of_the_belief():
+    """belief_columns is the layout LatentModel.belief writes: the probe's memory part is mu2."""
+    from belief.meld.model import belief_columns
+
+    torch.manual_seed(0)
+    model = LatentModel(tiny_agent_config().model)
+    b = {k: torch.as_tensor(v) for k, v in _batch(B=1).items()}
+    post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+    belief = LatentModel.belief(post)
+    cols = belief_columns(model.z1_dim, model.z2_dim)
+    for name in ("mu1", "std1", "mu2", "std2"):
+        assert torch.equal(belief[..., cols[name]], post[name])
+    assert cols["std2"].stop == model.cfg.belief_dim
+
+
 def test_episode_start_flag_marks_reset_frames_and_is_learnt():
     """episode_start_input: the transition heads see a flag that is 1 exactly where the previous action is
     all zeros (each episode's reset frame), and the ELBO trains the weights that read it."""

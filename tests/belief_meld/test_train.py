@@ -30,13 +30,21 @@ def _run(cfg, out, resume=False):
     return Trainer(cfg, out, env, env.tasks).run(resume)
 
 
-def test_train_evaluate_export(tmp_path):
+def test_train_evaluate_export(tmp_path, monkeypatch):
     res = _run(_cfg(), tmp_path)
     assert set(res) >= {"success_ep1", "success_ep2", "final_reward_ep1"}
     for name in ("checkpoint.pt", "best.pt", "train.csv", "eval.csv", "config.yaml", "training.png"):
         assert (tmp_path / name).is_file(), name
     env = FakeImageEnv(episode_steps=3)
+    import belief.meld.evaluate as evaluate_module
+
+    carried = []  # carry_belief of every evaluated trial: the control's trials must reset the belief
+    real_run_trial = evaluate_module.run_trial
+    monkeypatch.setattr(evaluate_module, "run_trial",
+                        lambda *a, **kw: carried.append(kw["carry_belief"]) or real_run_trial(*a, **kw))
     table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, reset_control=True)
+    n = table["n_trials"]
+    assert carried == [True] * n + [False] * n
     assert len(table["success_per_episode"]) == 2 and (tmp_path / "belief_trial.png").is_file()
     # the control replays the same trials with the belief reset per episode: episode 1 is the same trial
     control = table["belief_reset_control"]
@@ -44,6 +52,9 @@ def test_train_evaluate_export(tmp_path):
     assert "(belief reset)" in (tmp_path / "eval_table.md").read_text()
     saved = json.loads((tmp_path / "eval_table.json").read_text())
     assert len(saved["per_trial"]) == saved["n_trials"] and len(saved["per_trial"][0]["success"]) == 2
+    for bad, match in (({"trials_per_task": 0}, "--trials must be >= 1"), ({"n_tasks": -1}, "--tasks must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, **bad)
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
     assert policy.metadata.algo == "meld" and policy.metadata.observation.shape == [16, 32, 3]
 
