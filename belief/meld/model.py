@@ -54,6 +54,11 @@ class ModelConfig:
     # The posterior sees each reward as an input, so the plain reward term can be met by echoing the
     # current reward without inferring the task; this one can only be met by carrying the task in z_t.
     predictive_reward_weight: float = 0.0
+    # how far ahead that term predicts: rewards r_{t+1} ... r_{t+K} from the prior rolled open loop from
+    # the posterior z_t with the actions taken (PlaNet's latent overshooting, on the reward). K > 1 asks
+    # z_t to hold the task for K steps without new evidence, and the rollouts from an episode's last
+    # frames run through the reset frame into the next episode: the port must survive the boundary.
+    predictive_reward_horizon: int = 1
     # weight of a task-identification term: cross-entropy of a head on the posterior mean of z2 that
     # predicts a discrete task label (the cable twin's correct port) at every frame of a trial. The label
     # is privileged, used in meta-training only (as the shaped reward is); 0 = MELD. It asks the belief to
@@ -77,6 +82,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if self.predictive_reward_weight < 0:
             raise ValueError(f"ModelConfig.predictive_reward_weight must be >= 0, got {self.predictive_reward_weight}")
+        if self.predictive_reward_horizon < 1:
+            raise ValueError(f"ModelConfig.predictive_reward_horizon must be >= 1, got {self.predictive_reward_horizon}")
         if self.task_id_weight < 0:
             raise ValueError(f"ModelConfig.task_id_weight must be >= 0, got {self.task_id_weight}")
         if self.task_id_weight > 0 and self.task_classes == 1:
@@ -313,8 +320,7 @@ class LatentModel(nn.Module):
         loss = -(terms["image_log_lik"] + self.cfg.reward_weight * terms["reward_log_lik"]
                  - self.cfg.kl_weight * terms["kl"])
         if self.cfg.predictive_reward_weight > 0:
-            terms["predictive_reward_log_lik"] = self._predictive_reward_log_lik(
-                post, actions, mu1p[:, 1:], std1p[:, 1:], reward_target, mask)
+            terms["predictive_reward_log_lik"] = self._predictive_reward_log_lik(post, actions, reward_target, mask)
             loss = loss - self.cfg.predictive_reward_weight * terms["predictive_reward_log_lik"]
         if self.task_head is not None:
             if task_labels is None:
@@ -331,14 +337,23 @@ class LatentModel(nn.Module):
         ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").reshape(labels.shape)
         return ce, (logits.argmax(-1) == labels).float()
 
-    def _predictive_reward_log_lik(self, post, actions, mu1p, std1p, reward_target, mask):
-        """Mean log-likelihood of r_{t+1} under z_{t+1} sampled from the prior given the posterior z_t, a_t."""
-        z1 = mu1p + std1p * torch.randn_like(std1p)
-        mu2, std2 = self.z2_transition(torch.cat([z1, post["z2"][:, :-1], self.action_input(actions[:, :-1])], -1))
-        z2 = mu2 + std2 * torch.randn_like(std2)
-        r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
-        ll = gaussian_log_prob((reward_target[:, 1:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
-        return (ll * mask[:, 1:]).sum() / mask[:, 1:].sum().clamp_min(1.0)
+    def _predictive_reward_log_lik(self, post, actions, reward_target, mask):
+        """Mean log-likelihood of r_{t+k}, k = 1..predictive_reward_horizon, under z_{t+k} sampled from the
+        dynamics prior rolled open loop from the posterior z_t with the actions taken; averaged over every
+        (t, k) whose frame t+k carries a real reward (`mask`)."""
+        T = actions.shape[1]
+        z2, total, count = post["z2"][:, :-1], actions.new_zeros(()), actions.new_zeros(())
+        for k in range(1, min(self.cfg.predictive_reward_horizon, T - 1) + 1):
+            n = T - k  # rollouts that start at t = 0 .. T-k-1 reach frame t+k inside the sequence
+            z2, a = z2[:, :n], self.action_input(actions[:, k - 1:k - 1 + n])
+            mu1, std1 = self.z1_prior(torch.cat([z2, a], -1))
+            z1 = mu1 + std1 * torch.randn_like(std1)
+            mu2, std2 = self.z2_transition(torch.cat([z1, z2, a], -1))
+            z2 = mu2 + std2 * torch.randn_like(std2)
+            r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
+            ll = gaussian_log_prob((reward_target[:, k:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
+            total, count = total + (ll * mask[:, k:]).sum(), count + mask[:, k:].sum()
+        return total / count.clamp_min(1.0)
 
     def decode_reward(self, mu1, std1, mu2, std2, n_samples: int = 16):
         """Reconstructed reward under the belief: mean and total variance over latent samples (unscaled)."""

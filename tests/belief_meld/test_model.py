@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from belief.meld.agent import transition_indices
+from belief.meld.agent import reward_mask, transition_indices
 from belief.meld.model import (
     Decoder,
     Encoder,
@@ -252,3 +252,43 @@ def test_episode_start_flag_marks_reset_frames_and_is_learnt():
     loss.backward()
     for head in (model.z1_prior, model.z1_posterior, model.z2_transition):
         assert head.net[0].weight.grad[:, -1].abs().sum() > 0  # the flag's input column
+
+
+def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode_boundary(monkeypatch):
+    """predictive_reward_horizon K averages log p(r_{t+k}), k = 1..K, with z_{t+k} from the prior rolled from
+    the posterior z_t on the actions taken; rollouts from episode 1's last frames pass the reset frame
+    (masked: no reward) into episode 2. Checked against a per-start reference with noise-free rollouts."""
+    torch.manual_seed(0)
+    b = {k: torch.as_tensor(v) for k, v in _batch(B=2).items()}
+    cfg = tiny_agent_config().model
+    cfg.predictive_reward_weight, cfg.predictive_reward_horizon = 1.0, 3
+    model = LatentModel(cfg)
+    mask = torch.as_tensor(reward_mask(EPISODES, HORIZON)).expand_as(b["reward_dense"])
+    with torch.no_grad():
+        post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # rollouts follow the prior means
+    term = model._predictive_reward_log_lik(post, b["actions"], b["reward_dense"], mask)
+
+    T, total, count, crossing = b["actions"].shape[1], 0.0, 0.0, 0
+    for t in range(T - 1):
+        z2 = post["z2"][:, t]
+        for k in range(1, 4):
+            if t + k >= T:
+                break
+            a = b["actions"][:, t + k - 1]
+            z1, _ = model.z1_prior(torch.cat([z2, a], -1))
+            z2, _ = model.z2_transition(torch.cat([z1, z2, a], -1))
+            r_mu, r_std = model.reward_decoder(torch.cat([z1, z2], -1))
+            ll = gaussian_log_prob(b["reward_dense"][:, t + k].unsqueeze(-1), r_mu, r_std)
+            total, count = total + (ll * mask[:, t + k]).sum(), count + mask[:, t + k].sum()
+            crossing += int(t <= HORIZON < t + k)  # starts in episode 1, predicts into episode 2
+    assert crossing > 0
+    assert torch.allclose(term, total / count)
+    # no rollout sees an input reward after its start: the last frame's input cannot change the term
+    r_in = b["reward_dense"].clone()
+    r_in[:, -1] += 5.0
+    with torch.no_grad():
+        post2 = model.posterior(b["images"], b["actions"], r_in, sample=False)
+    assert torch.allclose(model._predictive_reward_log_lik(post2, b["actions"], b["reward_dense"], mask), term)
+    with pytest.raises(ValueError, match="predictive_reward_horizon"):
+        ModelConfig(predictive_reward_horizon=0)
