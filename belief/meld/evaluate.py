@@ -18,14 +18,19 @@ import numpy as np
 
 from belief.meld.trials import run_trial
 
+SPLITS = ("test", "train")
+
 
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
-                    seed: int = 0, decode_reward: bool = False, carry_belief: bool = True) -> dict:
+                    seed: int = 0, decode_reward: bool = False, carry_belief: bool = True,
+                    task_label: str = "port") -> dict:
     """Deterministic trials on `tasks`: success rate and mean dense return per episode index
-    (carry_belief=False: the belief is reset at every episode, see `run_trial`)."""
-    succ, rets, finals, traces = [], [], [], []
+    (carry_belief=False: the belief is reset at every episode, see `run_trial`); each trial's record
+    names its task's `task_label` parameter (-1 where the task has none)."""
+    succ, rets, finals, traces, labels = [], [], [], [], []
     for i, task in enumerate(tasks):
         for j in range(trials_per_task):
+            labels.append(int(task.params.get(task_label, -1)))
             res = run_trial(env, task, policy, episodes, "mean", reward_input,
                             seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward, carry_belief=carry_belief)
             succ.append(res.episode_success)
@@ -43,10 +48,11 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
         out["any_port_per_episode"] = np.asarray(
             [[inf["port_at_tip"] >= 0 for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
     # per trial, for conditional reads (does episode 2 go where episode 1 ended, or elsewhere?)
-    out["per_trial"] = [{"task": t.trial.task_id, "success": [bool(s) for s in t.episode_success],
+    out["per_trial"] = [{"task": t.trial.task_id, task_label: label, "success": [bool(s) for s in t.episode_success],
                          "port_at_tip": [int(inf.get("port_at_tip", -1)) for inf in t.episode_final_info],
                          "at_correct_port": [bool(inf.get("at_correct_port", False)) for inf in t.episode_final_info],
-                         "final_reward": [float(f) for f in t.episode_final_reward]} for t in traces]
+                         "final_reward": [float(f) for f in t.episode_final_reward]}
+                        for t, label in zip(traces, labels, strict=True)]
     return {**out, "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
 
 
@@ -170,6 +176,33 @@ def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set
     return trainer, state
 
 
+def ends_by_correct_port(per_trial: list[dict], task_label: str = "port") -> dict[int, dict]:
+    """Where each episode ended (port under the plug, -1 = none), grouped by the task's correct port:
+    {correct port: {"trials": n, "ends_at": [{port: count} per episode]}}. A task split skewed towards
+    one port cannot tell a habit of going there from task inference; this table can."""
+    groups: dict[int, dict] = {}
+    for t in per_trial:
+        g = groups.setdefault(int(t[task_label]), {"trials": 0, "ends_at": [{} for _ in t["port_at_tip"]]})
+        g["trials"] += 1
+        for counts, port in zip(g["ends_at"], t["port_at_tip"], strict=True):
+            counts[port] = counts.get(port, 0) + 1
+    return {k: {"trials": g["trials"], "ends_at": [dict(sorted(c.items())) for c in g["ends_at"]]}
+            for k, g in sorted(groups.items())}
+
+
+def _ends_by_port_lines(res: dict, label: str = "") -> list[str]:
+    """Markdown lines of `ends_by_correct_port` (cable twin only: trials that report port_at_tip)."""
+    if "correct_port_per_episode" not in res:
+        return []
+    lines = []
+    for port, g in ends_by_correct_port(res["per_trial"]).items():
+        eps = "; ".join(f"episode {i + 1}{label}: " + ", ".join(f"port {p} x{n}" if p >= 0 else f"none x{n}"
+                                                                for p, n in c.items())
+                        for i, c in enumerate(g["ends_at"]))
+        lines.append(f"- correct port {port} ({g['trials']} trials) ends at {eps}")
+    return lines
+
+
 def _episode_rows(res: dict, label: str = "") -> list[str]:
     """Markdown table rows, one per episode index, of an `evaluate_policy` result."""
     n_ep = len(res["success_per_episode"])
@@ -182,8 +215,11 @@ def _episode_rows(res: dict, label: str = "") -> list[str]:
 
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
-                        reset_control: bool = False) -> dict:
+                        reset_control: bool = False, split: str = "test") -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
+
+    split: "test" (the held-out tasks) or "train" (the training tasks: seen in training, but every port
+    value occurs there, so `ends_by_correct_port` can show whether the policy conditions on the task).
 
     reset_control: also run the same trials with the belief reset at every episode. Episode 1 is then
     the same, and later episodes start from the same poses without what episode 1 taught: the
@@ -192,23 +228,32 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
     if n_tasks < 0:
         raise ValueError(f"MELD evaluation: --tasks must be >= 0 (0 = all held-out tasks), got {n_tasks}")
+    if split not in SPLITS:
+        raise ValueError(f"MELD evaluation: --split must be one of {SPLITS}, got {split!r}")
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
     out = Path(out_dir or Path(checkpoint).parent)
-    tasks = list(trainer.tasks.test[: n_tasks or None])
+    tasks = list(getattr(trainer.tasks, split)[: n_tasks or None])
     args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
-    res = evaluate_policy(*args, seed=20_000, decode_reward=True)
+    label = trainer.cfg.task_label
+    res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label)
     table = {k: v for k, v in res.items() if k != "trials"}
+    table["split"] = split
+    if "correct_port_per_episode" in res:
+        table["ends_by_correct_port"] = ends_by_correct_port(res["per_trial"], label)
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
         table["task_id_accuracy"] = task_id_accuracy(
             trainer.agent.model, res["trials"], [trainer.task_labels[t.task_id] for t in tasks
                                                  for _ in range(trials_per_task)], trainer.horizon)
-    lines = ["| episode | success (held-out) | shaped return | final shaped reward | ends at correct port "
+    where = "held-out" if split == "test" else "training"
+    lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
              "| ends at a port |", "|---|---|---|---|---|---|", *_episode_rows(res)]
     if reset_control:
-        control = evaluate_policy(*args, seed=20_000, carry_belief=False)
+        control = evaluate_policy(*args, seed=20_000, carry_belief=False, task_label=label)
         table["belief_reset_control"] = {k: v for k, v in control.items() if k not in ("trials", "tasks")}
         lines += _episode_rows(control, " (belief reset)")[1:]
+        if "correct_port_per_episode" in control:
+            table["belief_reset_control"]["ends_by_correct_port"] = ends_by_correct_port(control["per_trial"], label)
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 
@@ -218,10 +263,13 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         lines.append("\ntask head names the " + trainer.cfg.task_label + ", per episode (first / last frame): " +
                      ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(acc["episode_start"], acc["episode_end"],
                                                                      strict=True)))
-    lines.append(f"\n{res['n_trials']} trials on {len(tasks)} held-out tasks, {table['env_steps']} env steps")
+    lines.append(f"\n{res['n_trials']} trials on {len(tasks)} {where} tasks, {table['env_steps']} env steps")
     if reset_control:
         lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
                      "identical, so only later episodes are listed")
+    by_port = _ends_by_port_lines(res) + (_ends_by_port_lines(control, " (belief reset)") if reset_control else [])
+    if by_port:
+        lines += ["\nwhere episodes end, by the task's correct port:", *by_port]
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]
@@ -239,7 +287,8 @@ def eval_command(args) -> int:
     for path in paths:
         trials, tasks = getattr(args, "trials", None), getattr(args, "tasks", None)
         evaluate_checkpoint(path, 1 if trials is None else trials, 0 if tasks is None else tasks,
-                            getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)))
+                            getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)),
+                            split=getattr(args, "split", None) or "test")
     return 0
 
 
@@ -251,6 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--reset-control", action="store_true",
                    help="also run the same trials with the belief reset at every episode (what carrying it gains)")
+    p.add_argument("--split", choices=SPLITS, default="test",
+                   help="tasks to run: held-out (test, default) or training tasks (every port occurs there)")
     return eval_command(p.parse_args(argv))
 
 

@@ -52,7 +52,12 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
     assert "(belief reset)" in (tmp_path / "eval_table.md").read_text()
     saved = json.loads((tmp_path / "eval_table.json").read_text())
     assert len(saved["per_trial"]) == saved["n_trials"] and len(saved["per_trial"][0]["success"]) == 2
-    for bad, match in (({"trials_per_task": 0}, "--trials must be >= 1"), ({"n_tasks": -1}, "--tasks must be >= 0")):
+    train_table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, split="train",
+                                      out_dir=tmp_path / "train_split")
+    assert train_table["tasks"] == [t.task_id for t in env.tasks.train] and train_table["split"] == "train"
+    assert "training tasks" in (tmp_path / "train_split" / "eval_table.md").read_text()
+    for bad, match in (({"trials_per_task": 0}, "--trials must be >= 1"), ({"n_tasks": -1}, "--tasks must be >= 0"),
+                       ({"split": "val"}, "--split must be one of")):
         with pytest.raises(ValueError, match=match):
             evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, **bad)
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
