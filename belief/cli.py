@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--trials", type=int, default=None, help="MELD: trials per held-out task (default 1)")
     p.add_argument("--reset-control", action="store_true",
                    help="MELD: also run the same trials with the belief reset at every episode")
+    p.add_argument("--split", choices=["test", "train"], default=None,
+                   help="MELD: tasks to run, held-out (test, default) or training (every port occurs there)")
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")
@@ -90,8 +92,8 @@ def _eval(args: argparse.Namespace) -> int:
     handlers = {ALGORITHMS[a]["eval"] for a in algos if a in ALGORITHMS}
     if len(handlers) > 1:
         raise ValueError(f"cannot compare checkpoints of {sorted(algos)} in one table: evaluate them separately")
-    meld_only = [flag for flag, used in (("--trials", args.trials is not None), ("--reset-control", args.reset_control))
-                 if used]
+    meld_only = [flag for flag, used in (("--trials", args.trials is not None), ("--reset-control", args.reset_control),
+                                         ("--split", args.split is not None)) if used]
     if meld_only and algos != {"meld"}:
         raise ValueError(f"{', '.join(meld_only)} apply to MELD checkpoints only, not {sorted(algos)}")
     return entry(sorted(algos)[0], "eval")(args)

@@ -104,6 +104,8 @@ def test_cli_train_eval_export(tmp_path, tiny_cfg, capsys):
     capsys.readouterr()
     assert main(["eval", str(out / "checkpoint.pt"), "--reset-control"]) == 2  # a MELD-only flag
     assert "--reset-control apply to MELD checkpoints only" in capsys.readouterr().err
+    assert main(["eval", str(out / "checkpoint.pt"), "--split", "train"]) == 2
+    assert "--split apply to MELD checkpoints only" in capsys.readouterr().err
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts")]) == 2  # PERIL needs --task
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts"), "--task", "test-00"]) == 0
     policy = LoadedPolicy(tmp_path / "p.ts")
