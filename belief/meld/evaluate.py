@@ -190,12 +190,10 @@ def ends_by_correct_port(per_trial: list[dict], task_label: str = "port") -> dic
             for k, g in sorted(groups.items())}
 
 
-def _ends_by_port_lines(res: dict, label: str = "") -> list[str]:
-    """Markdown lines of `ends_by_correct_port` (cable twin only: trials that report port_at_tip)."""
-    if "correct_port_per_episode" not in res:
-        return []
+def _ends_by_port_lines(by_port: dict[int, dict], label: str = "") -> list[str]:
+    """Markdown lines of an `ends_by_correct_port` table."""
     lines = []
-    for port, g in ends_by_correct_port(res["per_trial"]).items():
+    for port, g in by_port.items():
         eps = "; ".join(f"episode {i + 1}{label}: " + ", ".join(f"port {p} x{n}" if p >= 0 else f"none x{n}"
                                                                 for p, n in c.items())
                         for i, c in enumerate(g["ends_at"]))
@@ -267,7 +265,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     if reset_control:
         lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
                      "identical, so only later episodes are listed")
-    by_port = _ends_by_port_lines(res) + (_ends_by_port_lines(control, " (belief reset)") if reset_control else [])
+    by_port = _ends_by_port_lines(table.get("ends_by_correct_port", {})) + _ends_by_port_lines(
+        table.get("belief_reset_control", {}).get("ends_by_correct_port", {}), " (belief reset)")
     if by_port:
         lines += ["\nwhere episodes end, by the task's correct port:", *by_port]
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")

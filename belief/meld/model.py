@@ -82,7 +82,7 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if self.predictive_reward_weight < 0:
             raise ValueError(f"ModelConfig.predictive_reward_weight must be >= 0, got {self.predictive_reward_weight}")
-        if self.predictive_reward_horizon < 1:
+        if not isinstance(self.predictive_reward_horizon, int) or self.predictive_reward_horizon < 1:
             raise ValueError(f"ModelConfig.predictive_reward_horizon must be >= 1, got {self.predictive_reward_horizon}")
         if self.task_id_weight < 0:
             raise ValueError(f"ModelConfig.task_id_weight must be >= 0, got {self.task_id_weight}")

@@ -292,3 +292,5 @@ def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode
     assert torch.allclose(model._predictive_reward_log_lik(post2, b["actions"], b["reward_dense"], mask), term)
     with pytest.raises(ValueError, match="predictive_reward_horizon"):
         ModelConfig(predictive_reward_horizon=0)
+    with pytest.raises(ValueError, match="predictive_reward_horizon"):
+        ModelConfig(predictive_reward_horizon=2.5)
