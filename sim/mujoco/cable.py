@@ -16,7 +16,7 @@ import numpy as np
 from sim.mujoco.mjcf import fmt, slab_with_holes
 from sim.mujoco.robots import WIDOWX, widowx_xml
 from sim.mujoco.scene import RigSpec, finger_actuators, scene_xml, velocity_actuators
-from sim.tasks import Task, TaskSet
+from sim.tasks import Task, TaskSet, balanced_labels
 
 if TYPE_CHECKING:
     from sim.mujoco.core import ArmSim
@@ -94,18 +94,22 @@ def build_xml() -> str:
 
 
 def make_task_set(seed: int = 0, n_train: int = 20, n_test: int = 10) -> TaskSet:
-    """Seeded tasks: rig pose (rail m, rotation rad) and the correct port; descriptor [rail, rot, port]."""
+    """Seeded tasks: rig pose (rail m, rotation rad) and the correct port; descriptor [rail, rot, port].
+
+    Poses are uniform over the rig's range; each split holds every port equally often (to within one),
+    so neither split rewards a policy that always goes to the same port.
+    """
     if n_train < 1 or n_test < 0:
         raise ValueError(f"need n_train >= 1 and n_test >= 0, got {n_train}, {n_test}")
     rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    rails, rots = rng.uniform(-RAIL_RANGE, RAIL_RANGE, n), rng.uniform(-ROT_RANGE, ROT_RANGE, n)
+    ports = np.concatenate([balanced_labels(rng, n_train, N_PORTS), balanced_labels(rng, n_test, N_PORTS)])
     tasks = []
-    for i in range(n_train + n_test):
-        rail, rot = rng.uniform(-RAIL_RANGE, RAIL_RANGE), rng.uniform(-ROT_RANGE, ROT_RANGE)
-        port = int(rng.integers(N_PORTS))
-        split = "train" if i < n_train else "test"
-        idx = i if i < n_train else i - n_train
+    for i, (rail, rot, port) in enumerate(zip(rails, rots, ports.tolist(), strict=True)):
+        split, idx = ("train", i) if i < n_train else ("test", i - n_train)
         tasks.append(Task("widowx_cable", f"{split}-{idx:02d}", np.array([rail, rot, port]),
-                          {"rail": float(rail), "rotation": float(rot), "port": port}))
+                          {"rail": float(rail), "rotation": float(rot), "port": int(port)}))
     return TaskSet("widowx_cable", seed, tuple(tasks[:n_train]), tuple(tasks[n_train:]))
 
 
