@@ -7,9 +7,9 @@ def test_rig_status_goto_and_settings(emulator, capsys):
     assert main(["rig", "status", "--port", emulator.port]) == 0
     out = capsys.readouterr().out
     assert "GRBL 1.1h" in out and "settings match" in out and "not homed" in out
-    assert main(["rig", "goto", "train-03", "--port", emulator.port]) == 0
+    assert main(["rig", "goto", "train-00", "--port", emulator.port]) == 0
     out = capsys.readouterr().out
-    assert "task:     train-03" in out and "correct port port2" in out
+    assert "task:     train-00" in out and "correct port port2" in out
     emulator.settings[120] = 50.0
     assert main(["rig", "settings", "--port", emulator.port]) == 1
     assert "$120 (X acceleration (units/s^2)): board 50, file 100" in capsys.readouterr().out

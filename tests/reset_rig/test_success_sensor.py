@@ -58,8 +58,8 @@ def test_port_interfaces_only_the_current_tasks_port_counts(tmp_path):
     for k in range(4):
         set_carrier(tmp_path, f"enx{k}", False)
     sensor = SuccessSensor(cfg, ports)
-    sensor.set_task("train-03")  # correct port: port2
-    assert ports["train-03"] == "port2"
+    sensor.set_task("train-00")  # correct port: port2
+    assert ports["train-00"] == "port2"
     set_carrier(tmp_path, "enx1", True)  # plugged into the wrong port
     r = sensor.sample(0.0)
     assert r.success is False and "wrong port" in r.note
