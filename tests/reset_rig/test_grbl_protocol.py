@@ -64,7 +64,9 @@ def test_move_line_is_absolute_machine_coordinates():
 def test_banner_on_open_then_locked_until_homed(emulator, driver):
     d = driver
     assert d.version == "1.1h"
-    assert emulator.boots == 1  # the open reset the board
+    # the open reset the board; on a loaded machine the banner can land before pyserial's input flush on
+    # open, and then the driver's soft reset asks for it again (a second boot)
+    assert emulator.boots in (1, 2) and "Grbl 1.1h" in " ".join(emulator.sent)
     assert d.status().state == "Alarm"
     with pytest.raises(GrblCommandError, match="error:9 \\(G-code lock"):
         d.command("G90 G53 G1 X-10 F100")

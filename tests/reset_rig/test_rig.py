@@ -152,7 +152,7 @@ def test_stop_holds_then_resets_keeping_position(rig, emulator):
     emulator.time_scale = 1.0  # a real-speed 5 s move: the stop surely lands mid-way, however loaded the machine
     t = threading.Thread(target=move)
     t.start()
-    wait_for(lambda: emulator.state == "Run")
+    wait_for(lambda: emulator.state == "Run" and emulator.mpos[0] > -97.0)  # under way
     assert rig.stop() == "feed hold sent"
     t.join(20)
     assert "stopped" in result and rig.state == IDLE and rig.homed
