@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--reset-control", action="store_true",
                    help="MELD: also run the same trials with the belief reset at every episode")
     p.add_argument("--split", choices=["test", "train"], default=None,
-                   help="MELD: tasks to run, held-out (test, default) or training (every port occurs there)")
+                   help="MELD: tasks to run, held-out (test, default) or training tasks")
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")

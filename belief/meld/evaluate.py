@@ -300,7 +300,7 @@ def main(argv=None) -> int:
     p.add_argument("--reset-control", action="store_true",
                    help="also run the same trials with the belief reset at every episode (what carrying it gains)")
     p.add_argument("--split", choices=SPLITS, default="test",
-                   help="tasks to run: held-out (test, default) or training tasks (every port occurs there)")
+                   help="tasks to run: held-out (test, default) or training tasks (what meta-training fitted)")
     return eval_command(p.parse_args(argv))
 
 
