@@ -49,6 +49,8 @@ def balanced_labels(rng: np.random.Generator, n: int, n_classes: int) -> np.ndar
     held-out set the same port on 7 of 10 tasks), and then a policy that always picks that class scores
     like one that infers it.
     """
+    if n < 0 or n_classes < 1:
+        raise ValueError(f"balanced_labels needs n >= 0 and n_classes >= 1, got n={n}, n_classes={n_classes}")
     extra = rng.permutation(n_classes)[: n % n_classes]
     return rng.permutation(np.concatenate([np.repeat(np.arange(n_classes), n // n_classes), extra]))
 

@@ -13,6 +13,7 @@ import pytest
 import sim  # noqa: F401  (registers the ids)
 from sim.mujoco import registration
 from sim.mujoco.cable import N_PORTS, PORT_PITCH, SEAT_DEPTH, insertion_reward
+from sim.tasks import balanced_labels
 
 CABLE = "meldbot/WidowXCable-v0"
 
@@ -66,6 +67,19 @@ def test_cable_rig_poses_span_the_rig_axes():
     for split, n in ((ts.train, 20), (ts.test, 10)):  # every port, equally often to within one task
         counts = np.bincount([t.params["port"] for t in split], minlength=N_PORTS)
         assert counts.sum() == n and counts.max() - counts.min() <= 1, counts
+
+
+@pytest.mark.parametrize("n", [0, 3, 10, 20])
+def test_balanced_labels_hold_every_class_equally_often_in_random_order(n):
+    orders = set()
+    for seed in range(8):
+        labels = balanced_labels(np.random.default_rng(seed), n, 4)
+        counts = np.bincount(labels, minlength=4)
+        assert len(labels) == n and counts.max() - counts.min() <= 1, counts
+        orders.add(tuple(labels.tolist()))
+    assert n < 2 or len(orders) > 1  # shuffled by the seed, not a fixed cycle
+    with pytest.raises(ValueError, match="n_classes >= 1"):
+        balanced_labels(np.random.default_rng(0), 4, 0)
 
 
 def test_expert_inserts_into_correct_port_on_held_out_tasks(cable_env):
