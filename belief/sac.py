@@ -13,6 +13,10 @@ Typical use::
 Callers that train something upstream of the features (a context encoder) pass features that carry
 gradient and ``critic_aux_loss``/``extra_optimizers``: the critic loss then also trains that module,
 while the actor always sees detached features (PEARL's design).
+
+Asymmetric actor-critic: with ``critic_feature_dim`` the critic takes other (e.g. privileged,
+training-time-only) features than the actor; ``update`` then gets the actor's own ``actor_obs`` and
+``next_actor_obs``. Only the actor is deployed, so what the critic saw never has to exist on the robot.
 """
 
 from __future__ import annotations
@@ -112,14 +116,16 @@ class TwinQ(nn.Module):
 class SAC(nn.Module):
     """Actor, twin critic, target critic, temperature and their optimisers."""
 
-    def __init__(self, feature_dim: int, action_dim: int, config: SACConfig | None = None):
+    def __init__(self, feature_dim: int, action_dim: int, config: SACConfig | None = None,
+                 critic_feature_dim: int | None = None):
         super().__init__()
         cfg = config or SACConfig()
         self.config = cfg
         self.feature_dim, self.action_dim = feature_dim, action_dim
+        self.critic_feature_dim = feature_dim if critic_feature_dim is None else critic_feature_dim
         self.actor = TanhGaussianActor(feature_dim, action_dim, cfg.hidden)
-        self.critic = TwinQ(feature_dim, action_dim, cfg.hidden)
-        self.critic_target = TwinQ(feature_dim, action_dim, cfg.hidden)
+        self.critic = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
+        self.critic_target = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
         set_requires_grad(self.critic_target, False)
         init = cfg.alpha if cfg.alpha is not None else cfg.init_alpha
@@ -136,11 +142,12 @@ class SAC(nn.Module):
 
     # --- losses (usable on their own) ----------------------------------------------------------
     def critic_loss(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor,
-                    dones: Tensor) -> tuple[Tensor, dict]:
-        """Soft Bellman error of both Q nets; gradient reaches the critic and whatever made `obs`."""
+                    dones: Tensor, next_actor_obs: Tensor | None = None) -> tuple[Tensor, dict]:
+        """Soft Bellman error of both Q nets; gradient reaches the critic and whatever made `obs`.
+        The next action is sampled from the actor on `next_actor_obs` (default: `next_obs`)."""
         cfg = self.config
         with torch.no_grad():
-            next_action, next_logp, _ = self.actor(next_obs.detach())
+            next_action, next_logp, _ = self.actor((next_obs if next_actor_obs is None else next_actor_obs).detach())
             tq1, tq2 = self.critic_target(next_obs.detach(), next_action)
             target_v = torch.min(tq1, tq2) - self.alpha * next_logp
             target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * target_v
@@ -148,10 +155,11 @@ class SAC(nn.Module):
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}
 
-    def actor_loss(self, obs: Tensor) -> tuple[Tensor, Tensor, dict]:
-        """E[alpha log pi - min Q]; returns (loss, log_prob) so the temperature can be updated."""
+    def actor_loss(self, obs: Tensor, critic_obs: Tensor | None = None) -> tuple[Tensor, Tensor, dict]:
+        """E[alpha log pi(.|obs) - min Q(critic_obs, .)] (critic_obs defaults to obs); returns (loss,
+        log_prob) so the temperature can be updated."""
         action, logp, _ = self.actor(obs)
-        q1, q2 = self.critic(obs, action)
+        q1, q2 = self.critic(obs if critic_obs is None else critic_obs, action)
         loss = (self.alpha * logp - torch.min(q1, q2)).mean()
         return loss, logp, {"actor_loss": loss.item(), "entropy": -logp.mean().item()}
 
@@ -160,18 +168,23 @@ class SAC(nn.Module):
 
     # --- one gradient step --------------------------------------------------------------------
     def update(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor, dones: Tensor, *,
-               actor_obs: Tensor | None = None, critic_aux_loss: Tensor | None = None,
+               actor_obs: Tensor | None = None, next_actor_obs: Tensor | None = None,
+               critic_aux_loss: Tensor | None = None,
                actor_aux_loss: Tensor | None = None,
                extra_optimizers: Sequence[torch.optim.Optimizer] = ()) -> dict:
         """Critic step (plus `critic_aux_loss`, stepping `extra_optimizers` too), actor step (plus
         `actor_aux_loss`, e.g. behaviour cloning), temperature step, target update.
 
-        Shapes: obs/next_obs (B, F), actions (B, A), rewards/dones (B, 1). `actor_obs` defaults to
-        `obs.detach()`: the actor never trains the feature extractor.
+        Shapes: obs/next_obs (B, critic F), actions (B, A), rewards/dones (B, 1). `actor_obs` and
+        `next_actor_obs` (B, actor F) are the actor's features where they differ from the critic's
+        (both needed then); they default to `obs`/`next_obs`. The actor never trains the feature extractor.
         """
         if rewards.dim() == 1 or dones.dim() == 1:
             raise ValueError(f"rewards and dones must be (B, 1), got {tuple(rewards.shape)} and {tuple(dones.shape)}")
-        closs, info = self.critic_loss(obs, actions, rewards, next_obs, dones)
+        if self.critic_feature_dim != self.feature_dim and (actor_obs is None or next_actor_obs is None):
+            raise ValueError(f"the critic takes {self.critic_feature_dim} features and the actor {self.feature_dim}: "
+                             "update needs actor_obs and next_actor_obs")
+        closs, info = self.critic_loss(obs, actions, rewards, next_obs, dones, next_actor_obs)
         total = closs if critic_aux_loss is None else closs + critic_aux_loss
         self.critic_optim.zero_grad(set_to_none=True)
         for opt in extra_optimizers:
@@ -184,7 +197,8 @@ class SAC(nn.Module):
         for opt in extra_optimizers:
             opt.step()
 
-        aloss, logp, ainfo = self.actor_loss(obs.detach() if actor_obs is None else actor_obs.detach())
+        aloss, logp, ainfo = self.actor_loss(obs.detach() if actor_obs is None else actor_obs.detach(),
+                                             critic_obs=None if actor_obs is None else obs.detach())
         if actor_aux_loss is not None:
             aloss = aloss + actor_aux_loss
         self.actor_optim.zero_grad(set_to_none=True)

@@ -32,6 +32,10 @@ class AgentConfig:
     # SAC updates on each batch's detached beliefs per model step: one SAC update costs ~1/35 of an ELBO
     # step on a CPU, so several per model step buy the actor-critic far more updates for little time
     ac_updates_per_step: int = 1
+    # asymmetric actor-critic: the critic also sees the task descriptor (privileged during meta-training,
+    # like the shaped reward); the actor, the only part exported, still sees the belief alone
+    privileged_critic: bool = False
+    critic_task_dim: int = 0  # task descriptor size; set by the trainer from the task set
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -78,8 +82,12 @@ class MeldAgent:
     def __init__(self, cfg: AgentConfig, episodes: int, horizon: int, device: str = "cpu"):
         self.cfg, self.episodes, self.horizon = cfg, episodes, horizon
         self.device = torch.device(device)
+        if cfg.privileged_critic and cfg.critic_task_dim < 1:
+            raise ValueError("AgentConfig.privileged_critic needs critic_task_dim >= 1 (the task descriptor size, "
+                             f"set by the trainer from the task set), got {cfg.critic_task_dim}")
         self.model = LatentModel(cfg.model).to(self.device)
-        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac).to(self.device)
+        critic_dim = cfg.model.belief_dim + (cfg.critic_task_dim if cfg.privileged_critic else 0)
+        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim).to(self.device)
         # SAC's optimisers were built before .to(); Adam state is lazily created so the params are the same
         self.model_optim = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
         cur, nxt, done = transition_indices(episodes, horizon)
@@ -112,7 +120,8 @@ class MeldAgent:
         return stats, LatentModel.belief(post).detach()
 
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
-        """SAC on every real transition of the batch; `beliefs` must be detached (checked)."""
+        """SAC on every real transition of the batch; `beliefs` must be detached (checked). With
+        `privileged_critic` the batch's `task_features` (B, critic_task_dim) join the critic's input."""
         if beliefs.requires_grad:
             raise ValueError("actor-critic inputs must be detached from the latent model")
         B = beliefs.shape[0]
@@ -122,7 +131,15 @@ class MeldAgent:
         actions = b["actions"][:, self._cur].reshape(-1, b["actions"].shape[-1])
         r = rewards[:, self._cur + 1].reshape(-1, 1)  # the reward that arrived with the next frame
         done = self._done.expand(B, -1).reshape(-1, 1)
-        return self.sac.update(obs, actions, r, next_obs, done)
+        if not self.cfg.privileged_critic:
+            return self.sac.update(obs, actions, r, next_obs, done)
+        task = b.get("task_features")
+        if task is None or tuple(task.shape) != (B, self.cfg.critic_task_dim):
+            raise ValueError(f"privileged_critic needs batch['task_features'] of shape ({B}, {self.cfg.critic_task_dim}), "
+                             f"got {None if task is None else tuple(task.shape)}")
+        task = task.float().repeat_interleave(len(self._cur), dim=0)  # one row per transition, trial-major
+        return self.sac.update(torch.cat([obs, task], -1), actions, r, torch.cat([next_obs, task], -1), done,
+                               actor_obs=obs, next_actor_obs=next_obs)
 
     def train_step(self, batch: dict[str, np.ndarray], train_actor_critic: bool = True) -> dict:
         b = self.to_tensors(batch)

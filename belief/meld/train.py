@@ -69,7 +69,9 @@ class TrainConfig:
     checkpoint_every: int = 10
     warm_start: str = ""  # run dir of a trained (shaped) agent: its buffers seed this one
     warm_start_model: bool = False  # also start from that run's latent model weights (not its actor-critic)
-    task_label: str = "port"  # task parameter the task-identification term predicts (agent.model.task_id_weight)
+    # task parameter the task-identification term predicts (agent.model.task_id_weight), one-hot in the
+    # privileged critic's task descriptor (agent.privileged_critic)
+    task_label: str = "port"
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -153,6 +155,36 @@ def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0):
     return registry_task_set(name, seed=seed, **{k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v})
 
 
+def task_label_classes(tasks, label: str) -> dict[str, int]:
+    """Task id -> index of its `label` parameter's value among all values the tasks take."""
+    missing = [t.task_id for t in tasks if label not in t.params]
+    if missing:
+        raise ValueError(f"task_label {label!r}: tasks {missing[:3]} have no such parameter "
+                         f"(known: {', '.join(sorted(tasks[0].params))})")
+    values = sorted({t.params[label] for t in tasks})
+    if len(values) < 2:
+        raise ValueError(f"task_label {label!r} takes one value over all tasks: nothing to identify")
+    return {t.task_id: values.index(t.params[label]) for t in tasks}
+
+
+def task_descriptors(tasks, label: str) -> dict[str, np.ndarray]:
+    """Task id -> the privileged critic's view of the task: the one-hot `label` class followed by every
+    other numeric parameter scaled to [-1, 1] over the tasks (constant parameters dropped)."""
+    classes = task_label_classes(tasks, label)
+    n = max(classes.values()) + 1
+    names = sorted(k for k in tasks[0].params if k != label and
+                   all(isinstance(t.params.get(k), (int, float)) for t in tasks))
+    lo = {k: min(t.params[k] for t in tasks) for k in names}
+    hi = {k: max(t.params[k] for t in tasks) for k in names}
+    names = [k for k in names if hi[k] > lo[k]]
+    out = {}
+    for t in tasks:
+        onehot = np.eye(n, dtype=np.float32)[classes[t.task_id]]
+        scaled = [2.0 * (t.params[k] - lo[k]) / (hi[k] - lo[k]) - 1.0 for k in names]
+        out[t.task_id] = np.concatenate([onehot, np.asarray(scaled, np.float32)])
+    return out
+
+
 def env_metadata(env, name: str, episodes: int) -> dict:
     """What export needs to know about the env (saved in the checkpoint)."""
     u = env.unwrapped
@@ -228,9 +260,13 @@ class Trainer:
         self.meta = env_metadata(self.env, cfg.env, cfg.episodes)
         self.horizon = self.meta["horizon"]
         cfg.agent.model.action_dim = self.meta["action_dim"]
-        self.task_labels = self._task_labels() if cfg.agent.model.task_id_weight > 0 else {}
+        all_tasks = list(self.tasks.train) + list(self.tasks.test)  # same classes and scales in both splits
+        self.task_labels = task_label_classes(all_tasks, cfg.task_label) if cfg.agent.model.task_id_weight > 0 else {}
         if self.task_labels:
             cfg.agent.model.task_classes = len(set(self.task_labels.values()))
+        self.task_features = task_descriptors(all_tasks, cfg.task_label) if cfg.agent.privileged_critic else {}
+        if self.task_features:
+            cfg.agent.critic_task_dim = len(next(iter(self.task_features.values())))
         h, w = self.meta["obs_shape"][:2]
         cfg.agent.model.image_height, cfg.agent.model.image_width = h, w
         self.agent = MeldAgent(cfg.agent, cfg.episodes, self.horizon, cfg.device)
@@ -246,18 +282,6 @@ class Trainer:
         self.log = CsvLog(self.run_dir / "train.csv")
         self.pretrain_log = CsvLog(self.run_dir / "pretrain.csv")
         self.eval_log = CsvLog(self.run_dir / "eval.csv")
-
-    def _task_labels(self) -> dict[str, int]:
-        """Task id -> index of its `task_label` value, over training and held-out tasks (same classes)."""
-        tasks = list(self.tasks.train) + list(self.tasks.test)
-        missing = [t.task_id for t in tasks if self.cfg.task_label not in t.params]
-        if missing:
-            raise ValueError(f"task_label {self.cfg.task_label!r}: tasks {missing[:3]} have no such parameter "
-                             f"(known: {', '.join(sorted(tasks[0].params))})")
-        values = sorted({t.params[self.cfg.task_label] for t in tasks})
-        if len(values) < 2:
-            raise ValueError(f"task_label {self.cfg.task_label!r} takes one value over all tasks: nothing to identify")
-        return {t.task_id: values.index(t.params[self.cfg.task_label]) for t in tasks}
 
     # --- checkpoint ----------------------------------------------------------------------------
     def save(self) -> Path:
@@ -297,6 +321,8 @@ class Trainer:
             batch = self.buffers.sample(self.cfg.batch_trials, self.rng, tasks)
             if self.task_labels:
                 batch["task_label"] = np.array([self.task_labels[t] for t in batch["task_id"]])
+            if self.task_features:
+                batch["task_features"] = np.stack([self.task_features[t] for t in batch["task_id"]])
             stats = self.agent.train_step(batch, train_actor_critic=actor_critic)
             self.grad_steps += 1
             for k, v in stats.items():
