@@ -89,3 +89,24 @@ def test_grad_clip_bounds_gradients_of_critic_extra_and_actor(monkeypatch):
                extra_optimizers=[torch.optim.SGD(upstream.parameters(), lr=0.1)])
     assert calls == [len(list(sac.critic.parameters())), 2, len(list(sac.actor.parameters()))]
     assert all(p.grad is None or p.grad.norm() <= 1.0 + 1e-5 for p in upstream.parameters())
+
+
+def test_asymmetric_critic_teaches_an_actor_that_sees_other_features():
+    """critic_feature_dim: Q sees the task (1 number), the actor a 2-d observation whose first entry
+    names it; the actor learns the task-dependent optimum through the critic, the next action comes
+    from the actor's own next features, and update refuses to guess the actor's features."""
+    torch.manual_seed(0)
+    sac = SAC(2, 1, SACConfig(hidden=(32, 32), gamma=0.5, actor_lr=1e-2, critic_lr=1e-2, alpha=0.01),
+              critic_feature_dim=1)
+    assert sac.critic.q1[0].in_features == 1 + 1 and sac.actor.net[0].in_features == 2
+    for _ in range(300):
+        sign = torch.randint(0, 2, (64, 1)).float() * 2 - 1
+        task = 0.5 * sign
+        actor_obs = torch.cat([sign, torch.randn(64, 1)], -1)
+        act = torch.rand(64, 1) * 2 - 1
+        rew = -(act - task).pow(2)
+        sac.update(task, act, rew, task, torch.ones(64, 1), actor_obs=actor_obs, next_actor_obs=actor_obs)
+    probe = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    assert sac.actor.act_mean(probe).squeeze(-1).tolist() == pytest.approx([0.5, -0.5], abs=0.15)
+    with pytest.raises(ValueError, match="actor_obs and next_actor_obs"):
+        sac.update(task, act, rew, task, torch.ones(64, 1), actor_obs=actor_obs)

@@ -294,3 +294,42 @@ def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode
         ModelConfig(predictive_reward_horizon=0)
     with pytest.raises(ValueError, match="predictive_reward_horizon"):
         ModelConfig(predictive_reward_horizon=2.5)
+
+
+def test_privileged_critic_sees_each_trials_task_and_the_actor_the_belief_alone():
+    """agent.privileged_critic: every transition's critic input is its belief followed by its own trial's
+    task descriptor; the actor (what is exported) keeps belief_dim inputs; no gradient reaches the model."""
+    torch.manual_seed(0)
+    from belief.meld.agent import MeldAgent
+
+    with pytest.raises(ValueError, match="critic_task_dim"):
+        MeldAgent(tiny_agent_config(privileged_critic=True), EPISODES, HORIZON)
+    ag = MeldAgent(tiny_agent_config(privileged_critic=True, critic_task_dim=3), EPISODES, HORIZON)
+    belief_dim = ag.cfg.model.belief_dim
+    assert ag.sac.actor.net[0].in_features == belief_dim
+    assert ag.sac.critic.q1[0].in_features == belief_dim + 3 + ag.cfg.model.action_dim
+    batch = _batch(B=3)
+    batch["task_features"] = np.eye(3, dtype=np.float32) * np.array([1.0, 2.0, 3.0], np.float32)
+    b = ag.to_tensors(batch)
+    _, beliefs = ag.model_step(b)
+    seen = {}
+    orig = ag.sac.update
+
+    def spy(obs, actions, rewards, next_obs, dones, **kw):
+        seen.update(obs=obs, next_obs=next_obs, **kw)
+        return orig(obs, actions, rewards, next_obs, dones, **kw)
+
+    ag.sac.update = spy
+    ag.model_optim.zero_grad(set_to_none=True)
+    ag.actor_critic_step(beliefs, b)
+    n = len(transition_indices(EPISODES, HORIZON)[0])
+    for i in range(3):
+        rows = slice(i * n, (i + 1) * n)
+        assert torch.equal(seen["obs"][rows, belief_dim:], b["task_features"][i].expand(n, -1))
+        assert torch.equal(seen["next_obs"][rows, belief_dim:], b["task_features"][i].expand(n, -1))
+        assert torch.equal(seen["obs"][rows, :belief_dim], seen["actor_obs"][rows])
+    assert seen["actor_obs"].shape[-1] == seen["next_actor_obs"].shape[-1] == belief_dim
+    assert all(p.grad is None for p in ag.model.parameters())
+    del b["task_features"]
+    with pytest.raises(ValueError, match="task_features"):
+        ag.actor_critic_step(beliefs, b)

@@ -182,3 +182,42 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
     env = FakeImageEnv(episode_steps=3)
     with pytest.raises(ValueError, match="task_label 'port'.*known: goal"):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
+
+
+def test_task_descriptors_one_hot_the_label_and_scale_the_rest():
+    from belief.meld.train import task_descriptors
+    from sim.tasks import Task
+
+    tasks = [Task("cable", f"t{i}", np.zeros(1), {"port": port, "rail": rail, "rotation": 0.1, "name": "x"})
+             for i, (port, rail) in enumerate([(2, -0.01), (0, 0.0), (3, 0.01)])]
+    d = task_descriptors(tasks, "port")
+    # ports {0, 2, 3} -> classes 0..2; rail scaled to [-1, 1]; constant rotation and the string dropped
+    assert d["t0"].tolist() == [0, 1, 0, -1] and d["t1"].tolist() == [1, 0, 0, 0] and d["t2"].tolist() == [0, 0, 1, 1]
+    assert all(v.dtype == np.float32 for v in d.values())
+    with pytest.raises(ValueError, match="task_label 'goal'.*known: name, port, rail, rotation"):
+        task_descriptors(tasks, "goal")
+
+
+def test_privileged_critic_run_exports_a_belief_only_actor(tmp_path):
+    """agent.privileged_critic: the trainer sizes the critic from the task set, every sampled trial carries
+    its task's descriptor, and checkpoint, resume, evaluation and export work as for plain MELD."""
+    agent = {**TINY, "privileged_critic": True}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "r", env, env.tasks)
+    assert trainer.cfg.agent.critic_task_dim == 4  # four goals, one-hot; no other parameter
+    batches = []
+    orig = trainer.agent.train_step
+    trainer.agent.train_step = lambda batch, **kw: batches.append(batch) or orig(batch, **kw)
+    trainer.run()
+    sampled = [b for b in batches if "task_features" in b]
+    assert sampled and len(sampled) == len(batches)
+    for b in sampled:
+        for task_id, feats in zip(b["task_id"], b["task_features"], strict=True):
+            assert feats.tolist() == trainer.task_features[task_id].tolist()
+    res = _run(_cfg(iterations=3, agent=agent, task_label="goal"), tmp_path / "r", resume=True)
+    assert res["iteration"] == 3
+    env = FakeImageEnv(episode_steps=3)
+    table = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pt", env=env, task_set=env.tasks)
+    assert len(table["success_per_episode"]) == 2
+    policy = LoadedPolicy(export_checkpoint(tmp_path / "r" / "checkpoint.pt", tmp_path / "meld.ts"))
+    assert policy.metadata.algo == "meld"
