@@ -12,6 +12,9 @@ Replay trials are mostly old, near-random behaviour; `--fresh N` probes N new de
 training task instead, run with the checkpoint's own policy: what its belief holds when it acts as it
 is evaluated.
 
+For a run with a privileged (task-aware) critic the probe also reports how much that critic's value of
+the actor's action depends on the task (`critic_task_sensitivity`).
+
 `python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port] [--fresh 2]` writes task_probe.json
 and task_probe.png next to the checkpoint.
 """
@@ -166,6 +169,47 @@ def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> 
     return _save_figure(fig, path)
 
 
+def critic_task_sensitivity(sac, beliefs: np.ndarray, ids: np.ndarray, task_features: dict[str, np.ndarray],
+                            n_classes: int, frames: list[int]) -> list[dict]:
+    """For a privileged (task-aware) critic: at each frame, the actor's deterministic action is valued
+    with each trial's own task descriptor and with each of the `n_classes` label one-hots (the leading
+    columns of the descriptor) in its place. Reports, per frame, the spread of Q across trials, the mean
+    range of Q over the classes at the same belief and action (0: the critic ignores the task), how often
+    each class values the action best, and how often that is the trial's own class."""
+    own = torch.as_tensor(np.stack([task_features[t] for t in ids]))
+    labels = own[:, :n_classes].argmax(-1)
+    rows = []
+    with torch.no_grad():
+        for frame in frames:
+            b = torch.as_tensor(beliefs[:, frame])
+            action = sac.actor.act_mean(b)
+            q_own = torch.min(*sac.critic(torch.cat([b, own], -1), action)).squeeze(-1)
+            per_class = []
+            for k in range(n_classes):
+                desc = own.clone()
+                desc[:, :n_classes] = 0.0
+                desc[:, k] = 1.0
+                per_class.append(torch.min(*sac.critic(torch.cat([b, desc], -1), action)).squeeze(-1))
+            q = torch.stack(per_class, -1)
+            best = q.argmax(-1)
+            rows.append({"frame": int(frame), "q_spread": float(q_own.std()),
+                         "q_range_over_classes": float((q.max(-1).values - q.min(-1).values).mean()),
+                         "best_class_counts": np.bincount(best.numpy(), minlength=n_classes).tolist(),
+                         "best_is_own_class": float((best == labels).float().mean())})
+    return rows
+
+
+def _privileged_critic(state: dict, cfg, tasks):
+    """The checkpoint's SAC (task-aware critic) and the task descriptors it was trained with."""
+    from belief.meld.train import task_descriptors
+    from belief.sac import SAC
+
+    a = cfg.agent
+    sac = SAC(a.model.belief_dim, a.model.action_dim, a.sac, critic_feature_dim=a.model.belief_dim + a.critic_task_dim)
+    sac.load_state_dict(state["agent"]["sac"])
+    return sac, task_descriptors([*tasks.train, *tasks.test], cfg.task_label)
+
+
 def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[int] | None = None,
                      out_dir: str | Path | None = None, task_set=None, fresh: int = 0, env=None) -> dict:
     """Filter a checkpoint's replay trials (or, with fresh > 0, that many new deterministic trials per
@@ -200,12 +244,17 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     labels = np.array([params[t][label] for t in ids])
     T = beliefs.shape[1]
     horizon = T // cfg.episodes - 1
-    frames = frames or sorted({0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1})
+    frames = frames or sorted({f for f in (0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1)
+                               if f < T})  # short trials (tests, toy envs) drop the late picks
     memory = belief_columns(cfg.agent.model.z1_dim, cfg.agent.model.z2_dim)["mu2"]
     result = task_probe(beliefs, rewards, labels, ids, frames, memory=memory)
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
+    if cfg.agent.privileged_critic:
+        sac, descriptors = _privileged_critic(state, cfg, tasks)
+        n_classes = len({params[t][cfg.task_label] for t in params})
+        result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames)
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
@@ -219,6 +268,10 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     sens = result["reward_sensitivity"]
     print(f"reward sensitivity: another task's rewards move mu2 by {sens['mu2_change']:.3f}, "
           f"{sens['ratio']:.2f}x its spread across trials ({sens['mu2_spread']:.3f})")
+    for r in result.get("critic", []):
+        print(f"critic, frame {r['frame']:3d}: Q ranges {r['q_range_over_classes']:.2f} over the {cfg.task_label} "
+              f"one-hots (spread across trials {r['q_spread']:.2f}); the actor's action is valued best under "
+              f"{r['best_class_counts']}, its trial's own class on {r['best_is_own_class']:.2f}")
     return result
 
 

@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from belief.meld.probe import probe_accuracy, probe_checkpoint, task_folds
+from belief.meld.probe import critic_task_sensitivity, probe_accuracy, probe_checkpoint, task_folds
 from belief.meld.train import TrainConfig, Trainer
 from sim.tasks import Task, TaskSet
 from tests.belief_meld.fake_env import FakeImageEnv
@@ -47,7 +48,7 @@ def test_probe_finds_task_information_only_where_it_is():
     assert acc < 0.8
 
 
-def _trained_on_four_goals(run_dir):
+def _trained_on_four_goals(run_dir, **cfg_kw):
     """A tiny checkpoint in run_dir, trained on four goals whose side (label) two tasks share."""
     goals = (-0.8, -0.4, 0.4, 0.8)
     tasks = TaskSet("fake", 0, tuple(Task("fake", f"goal{i}", np.array([g]), {"goal": g, "side": int(g > 0)})
@@ -55,9 +56,9 @@ def _trained_on_four_goals(run_dir):
                     (Task("fake", "held-out", np.array([0.0]), {"goal": 0.0, "side": 0}),))
     env = FakeImageEnv(episode_steps=3)
     env.tasks = tasks
-    cfg = TrainConfig(env="fake", agent=TINY, init_trials_per_task=3, pretrain_steps=1, iterations=1,
-                      train_steps_per_iter=1, batch_trials=2, eval_every=5, checkpoint_every=1,
-                      capacity_per_task=5)
+    kw = dict(env="fake", agent=TINY, init_trials_per_task=3, pretrain_steps=1, iterations=1,
+              train_steps_per_iter=1, batch_trials=2, eval_every=5, checkpoint_every=1, capacity_per_task=5)
+    cfg = TrainConfig(**{**kw, **cfg_kw})
     Trainer(cfg, run_dir, env, tasks).run()
     return env, tasks
 
@@ -126,3 +127,45 @@ def test_memory_part_is_probed_alone():
     rewards = rng.standard_normal((len(labels), 2))
     rows = task_probe(beliefs, rewards, labels, groups, [0, 1], memory=slice(1, 4))["frames"]
     assert all(r["belief"] > 0.95 and r["memory"] < 0.8 for r in rows)
+
+
+class _TaskValueCritic(torch.nn.Module):
+    """Q = task_weight x (value of the task's class) - action^2: reads only the descriptor's one-hot."""
+
+    def __init__(self, class_values, task_weight: float):
+        super().__init__()
+        self.values, self.w = torch.tensor(class_values), task_weight
+
+    def forward(self, features, action):
+        q = self.w * (features[:, -len(self.values):] @ self.values).unsqueeze(-1) - action.pow(2).sum(-1, keepdim=True)
+        return q, q + 1.0
+
+
+def test_critic_task_sensitivity_measures_how_much_the_value_reads_the_task():
+    from belief.sac import SAC, SACConfig
+
+    rng = np.random.default_rng(0)
+    ids = np.array([f"t{i}" for i in range(8)])
+    descriptors = {t: np.eye(2, dtype=np.float32)[i % 2] for i, t in enumerate(ids)}
+    beliefs = rng.standard_normal((8, 6, 4)).astype(np.float32)
+    sac = SAC(4, 1, SACConfig(hidden=(8,)), critic_feature_dim=6)
+    sac.critic = _TaskValueCritic([0.0, 3.0], task_weight=1.0)
+    rows = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes=2, frames=[0, 5])
+    assert [r["frame"] for r in rows] == [0, 5]
+    for r in rows:
+        assert r["q_range_over_classes"] == pytest.approx(3.0)
+        assert r["best_class_counts"] == [0, 8] and r["best_is_own_class"] == pytest.approx(0.5)
+    sac.critic = _TaskValueCritic([0.0, 3.0], task_weight=0.0)  # ignores the task
+    assert all(r["q_range_over_classes"] == pytest.approx(0.0)
+               for r in critic_task_sensitivity(sac, beliefs, ids, descriptors, 2, [0]))
+
+
+def test_probe_reports_the_privileged_critic_of_a_run_that_has_one(tmp_path):
+    agent = {**TINY, "privileged_critic": True}
+    _, tasks = _trained_on_four_goals(tmp_path / "priv", agent=agent, task_label="side")
+    result = probe_checkpoint(tmp_path / "priv" / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks)
+    assert [r["frame"] for r in result["critic"]] == [0, 7]
+    assert all(sum(r["best_class_counts"]) == result["n_trials"] and r["q_range_over_classes"] >= 0
+               for r in result["critic"])
+    _, tasks = _trained_on_four_goals(tmp_path / "plain")
+    assert "critic" not in probe_checkpoint(tmp_path / "plain" / "checkpoint.pt", label="side", task_set=tasks)
