@@ -47,6 +47,8 @@ class AgentConfig:
                 raise ValueError(f"AgentConfig.{name} must be one of {REWARD_KINDS}, got {getattr(self, name)!r}")
         if self.ac_updates_per_step < 1:
             raise ValueError(f"AgentConfig.ac_updates_per_step must be >= 1, got {self.ac_updates_per_step}")
+        if not isinstance(self.privileged_critic, bool):  # a YAML typo ("ture") must not switch it on
+            raise ValueError(f"AgentConfig.privileged_critic must be true or false, got {self.privileged_critic!r}")
 
 
 def transition_indices(episodes: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -200,14 +200,17 @@ def critic_task_sensitivity(sac, beliefs: np.ndarray, ids: np.ndarray, task_feat
 
 
 def _privileged_critic(state: dict, cfg, tasks):
-    """The checkpoint's SAC (task-aware critic) and the task descriptors it was trained with."""
-    from belief.meld.train import task_descriptors
+    """The checkpoint's SAC (task-aware critic), the task descriptors it was trained with and the
+    number of label classes they one-hot."""
+    from belief.meld.train import task_descriptors, task_label_classes
     from belief.sac import SAC
 
     a = cfg.agent
     sac = SAC(a.model.belief_dim, a.model.action_dim, a.sac, critic_feature_dim=a.model.belief_dim + a.critic_task_dim)
     sac.load_state_dict(state["agent"]["sac"])
-    return sac, task_descriptors([*tasks.train, *tasks.test], cfg.task_label)
+    all_tasks = [*tasks.train, *tasks.test]
+    n_classes = len(set(task_label_classes(all_tasks, cfg.task_label).values()))
+    return sac, task_descriptors(all_tasks, cfg.task_label), n_classes
 
 
 def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[int] | None = None,
@@ -252,8 +255,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
     if cfg.agent.privileged_critic:
-        sac, descriptors = _privileged_critic(state, cfg, tasks)
-        n_classes = len({params[t][cfg.task_label] for t in params})
+        sac, descriptors, n_classes = _privileged_critic(state, cfg, tasks)
         result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames)
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)

@@ -304,6 +304,8 @@ def test_privileged_critic_sees_each_trials_task_and_the_actor_the_belief_alone(
 
     with pytest.raises(ValueError, match="critic_task_dim"):
         MeldAgent(tiny_agent_config(privileged_critic=True), EPISODES, HORIZON)
+    with pytest.raises(ValueError, match="privileged_critic must be true or false, got 'ture'"):
+        tiny_agent_config(privileged_critic="ture")
     ag = MeldAgent(tiny_agent_config(privileged_critic=True, critic_task_dim=3), EPISODES, HORIZON)
     belief_dim = ag.cfg.model.belief_dim
     assert ag.sac.actor.net[0].in_features == belief_dim
