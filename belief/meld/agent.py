@@ -119,7 +119,9 @@ class MeldAgent:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.model_optim.step()
         stats = {"model_loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
-        return stats, LatentModel.belief(post).detach()
+        with torch.no_grad():  # the actor-critic never trains the model (nor the task head, with task_probs_in_belief)
+            beliefs = self.model.belief(post)
+        return stats, beliefs
 
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
         """SAC on every real transition of the batch; `beliefs` must be detached (checked). With

@@ -65,6 +65,11 @@ class ModelConfig:
     # hold p(task | history so far), and to carry it over the episode boundary.
     task_id_weight: float = 0.0
     task_classes: int = 0  # number of label values; the trainer sets it from the task set
+    # append that head's class probabilities softmax(task_head(mu2)) to the belief the actor and critic see
+    # (and the exported policy computes): a low-dimensional, already-decoded task signal next to the 2 x
+    # (z1 + z2) posterior parameters, the way the privileged oracle gets the port as a one-hot. The head
+    # is still trained by the ELBO's task term only (the actor-critic sees the belief detached). False = MELD.
+    task_probs_in_belief: bool = False
     # feed the transition heads (z1 prior, z1 posterior, z2 transition) an explicit episode-start flag,
     # 1 where the previous action is exactly zero: the reset frame of every episode after the first
     # (trials and the policy server enter it with prev_action = 0; a policy never commands exact zeros).
@@ -88,6 +93,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.task_id_weight must be >= 0, got {self.task_id_weight}")
         if self.task_id_weight > 0 and self.task_classes == 1:
             raise ValueError("ModelConfig.task_classes must be >= 2 for the task-identification term")
+        if not isinstance(self.task_probs_in_belief, bool):
+            raise ValueError(f"ModelConfig.task_probs_in_belief must be true or false, got {self.task_probs_in_belief!r}")
+        if self.task_probs_in_belief and self.task_id_weight <= 0:
+            raise ValueError("ModelConfig.task_probs_in_belief needs the task head: set task_id_weight > 0")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -105,8 +114,9 @@ class ModelConfig:
 
     @property
     def belief_dim(self) -> int:
-        """Size of the posterior parameters the actor and critic see: (mean, std) of z1 and z2."""
-        return 2 * (self.z1_dim + self.z2_dim)
+        """Size of what the actor and critic see: (mean, std) of z1 and z2, then the task head's class
+        probabilities when task_probs_in_belief."""
+        return 2 * (self.z1_dim + self.z2_dim) + (self.task_classes if self.task_probs_in_belief else 0)
 
 
 def normalise_image(images: torch.Tensor) -> torch.Tensor:
@@ -219,6 +229,10 @@ class LatentModel(nn.Module):
         # task-identification head on mu2 (training only; not part of the exported filter)
         self.task_head = (mlp(z2, [h], cfg.task_classes, activation=_leaky)
                           if cfg.task_id_weight > 0 and cfg.task_classes > 1 else None)
+        if cfg.task_probs_in_belief and self.task_head is None:
+            raise ValueError("ModelConfig.task_probs_in_belief needs task_classes >= 2 (set by the trainer from "
+                             f"the task set), got {cfg.task_classes}")
+        self.task_probs_in_belief = bool(cfg.task_probs_in_belief)
 
     # --- observation features -------------------------------------------------------------------
     def features(self, images: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -276,10 +290,19 @@ class LatentModel(nn.Module):
             z2, a_prev = step[5], actions[:, t]
         return {k: torch.stack(v, 1) for k, v in out.items()}
 
-    @staticmethod
-    def belief(post: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2), see `belief_columns`."""
-        return torch.cat([post["mu1"], post["std1"], post["mu2"], post["std2"]], -1)
+    def belief(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The actor/critic input of a filtered sequence (`belief_vector` of its posterior parameters)."""
+        return self.belief_vector(post["mu1"], post["std1"], post["mu2"], post["std2"])
+
+    def belief_vector(self, mu1: torch.Tensor, std1: torch.Tensor, mu2: torch.Tensor,
+                      std2: torch.Tensor) -> torch.Tensor:
+        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2), see `belief_columns`,
+        then the task head's class probabilities when task_probs_in_belief."""
+        parts = [mu1, std1, mu2, std2]
+        head = self.task_head
+        if self.task_probs_in_belief and head is not None:
+            parts.append(torch.softmax(head(mu2), -1))
+        return torch.cat(parts, -1)
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
              reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None,

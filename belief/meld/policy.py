@@ -43,7 +43,7 @@ class MeldPolicy(nn.Module):
         first = state[0:1] > 0.5
         mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
             feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, None, None)
-        belief = torch.cat([mu1, std1, mu2, std2], -1)[0]
+        belief = self.model.belief_vector(mu1, std1, mu2, std2)[0]
         return belief, torch.cat([torch.zeros(1, device=z2.device), z2[0]])
 
     @torch.jit.export
@@ -71,7 +71,7 @@ class MeldPolicy(nn.Module):
         n2 = torch.randn(1, self.z2_dim, device=feat.device)
         mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
             feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, n1, n2)
-        belief = torch.cat([mu1, std1, mu2, std2], -1)[0]
+        belief = self.model.belief_vector(mu1, std1, mu2, std2)[0]
         mean, log_std = self.actor_net(belief).chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))

@@ -43,7 +43,7 @@ def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: st
                 sl = slice(i, i + batch)
                 post = model.posterior(torch.as_tensor(data["images"][sl]), torch.as_tensor(data["actions"][sl]),
                                        torch.as_tensor(data[key][sl]), sample=False)
-                beliefs.append(LatentModel.belief(post).numpy())
+                beliefs.append(model.belief(post).numpy())
                 rewards.append(np.asarray(data[key][sl], np.float32))
                 ids += [task_id] * len(beliefs[-1])
     if not ids:

@@ -26,10 +26,13 @@ def fake_env():
     env.close()
 
 
-@pytest.fixture(params=[False, True], ids=["meld", "episode-start-flag"])
+@pytest.fixture(params=["meld", "episode-start-flag", "task-probs"])
 def agent(request):
-    """A tiny agent, plain MELD and with the episode-start flag (ModelConfig.episode_start_input)."""
+    """A tiny agent: plain MELD, with the episode-start flag (ModelConfig.episode_start_input), and with
+    the task head's class probabilities in the belief (task_probs_in_belief, 4 classes)."""
     torch.manual_seed(0)
     cfg = tiny_agent_config()
-    cfg.model.episode_start_input = request.param
+    cfg.model.episode_start_input = request.param == "episode-start-flag"
+    if request.param == "task-probs":
+        cfg.model.task_id_weight, cfg.model.task_classes, cfg.model.task_probs_in_belief = 1.0, 4, True
     return MeldAgent(cfg, EPISODES, HORIZON)

@@ -24,7 +24,8 @@ def _batch(B=3, T=EPISODES * (HORIZON + 1), H=16, W=32, A=2, seed=0):
     return {"images": g.integers(0, 255, (B, T, H, W, 3), dtype=np.uint8),
             "actions": g.uniform(-1, 1, (B, T, A)).astype(np.float32),
             "reward_dense": g.normal(size=(B, T)).astype(np.float32),
-            "reward_sparse": (g.uniform(size=(B, T)) < 0.3).astype(np.float32)}
+            "reward_sparse": (g.uniform(size=(B, T)) < 0.3).astype(np.float32),
+            "task_label": g.integers(0, 4, B)}  # read only by a model with the task head
 
 
 def test_stacked_camera_conv_stack_uses_rectangular_last_filter():
@@ -57,7 +58,7 @@ def test_elbo_terms_shapes_and_signs():
     for key, dim in (("mu1", 3), ("std1", 3), ("z1", 3), ("mu2", 5), ("std2", 5), ("z2", 5)):
         assert post[key].shape == (B, T, dim)
     assert (post["std1"] > 0).all() and (post["std2"] > 0).all()
-    assert LatentModel.belief(post).shape == (B, T, model.cfg.belief_dim)
+    assert model.belief(post).shape == (B, T, model.cfg.belief_dim)
     assert terms["kl"].item() >= 0
     assert all(torch.isfinite(v) for v in terms.values()) and loss.dim() == 0
     expected = -(terms["image_log_lik"] + 8.0 * terms["reward_log_lik"] - terms["kl"])
@@ -230,7 +231,7 @@ def test_belief_columns_name_the_parts_of_the_belief():
     model = LatentModel(tiny_agent_config().model)
     b = {k: torch.as_tensor(v) for k, v in _batch(B=1).items()}
     post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
-    belief = LatentModel.belief(post)
+    belief = model.belief(post)
     cols = belief_columns(model.z1_dim, model.z2_dim)
     for name in ("mu1", "std1", "mu2", "std2"):
         assert torch.equal(belief[..., cols[name]], post[name])
@@ -335,3 +336,25 @@ def test_privileged_critic_sees_each_trials_task_and_the_actor_the_belief_alone(
     del b["task_features"]
     with pytest.raises(ValueError, match="task_features"):
         ag.actor_critic_step(beliefs, b)
+
+
+def test_task_probabilities_join_the_belief_the_actor_sees():
+    """task_probs_in_belief appends softmax(task_head(mu2)) after the posterior parameters; it needs the
+    task head, and non-boolean values are rejected by name."""
+    cfg = tiny_agent_config().model
+    cfg.task_id_weight, cfg.task_classes, cfg.task_probs_in_belief = 1.0, 4, True
+    model = LatentModel(cfg)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    with torch.no_grad():
+        post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+        belief = model.belief(post)
+    base = 2 * (cfg.z1_dim + cfg.z2_dim)
+    assert belief.shape[-1] == cfg.belief_dim == base + 4
+    assert torch.allclose(belief[..., base:], torch.softmax(model.task_head(post["mu2"]), -1))
+    assert torch.allclose(belief[..., base:].sum(-1), torch.ones(belief.shape[:2]))
+    with pytest.raises(ValueError, match="task_probs_in_belief needs the task head"):
+        type(cfg)(task_probs_in_belief=True)
+    with pytest.raises(ValueError, match="task_probs_in_belief must be true or false, got 'yes'"):
+        type(cfg)(task_id_weight=1.0, task_probs_in_belief="yes")
+    with pytest.raises(ValueError, match="task_probs_in_belief needs task_classes >= 2"):
+        LatentModel(type(cfg)(task_id_weight=1.0, task_probs_in_belief=True))  # the trainer never set the classes

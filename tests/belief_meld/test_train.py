@@ -184,6 +184,24 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
 
 
+def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path):
+    """task_probs_in_belief: the trainer sets the classes before the actor is built, so the actor, the
+    critic and the exported step all take the posterior parameters plus the 4 class probabilities."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    base = 2 * (3 + 5)
+    assert trainer.agent.sac.actor.net[0].in_features == base + 4 == trainer.agent.cfg.model.belief_dim
+    trainer.run()
+    env = FakeImageEnv(episode_steps=3)
+    table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks)
+    assert len(table["success_per_episode"]) == 2
+    policy = LoadedPolicy(export_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "meld.ts"))
+    action, state = policy.step(np.zeros((16, 32, 3), np.uint8), np.zeros(2, np.float32), 0.0,
+                                policy.initial_state())
+    assert action.shape == (2,) and np.isfinite(action).all()
+
+
 def test_task_descriptors_one_hot_the_label_and_scale_the_rest():
     from belief.meld.train import task_descriptors
     from sim.tasks import Task

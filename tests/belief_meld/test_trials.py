@@ -23,7 +23,7 @@ def test_online_filter_matches_the_model_on_the_stored_trial(agent, fake_env):
         post = agent.model.posterior(torch.as_tensor(res.trial.images[None]),
                                      torch.as_tensor(res.trial.actions[None]),
                                      torch.as_tensor(res.trial.reward_dense[None]), sample=False)
-    assert np.allclose(agent.model.belief(post)[0].numpy(), res.beliefs, atol=1e-5)
+    assert np.allclose(agent.model.belief(post)[0].detach().numpy(), res.beliefs, atol=1e-5)
 
 
 def test_belief_carries_over_the_episode_boundary(agent, fake_env):
@@ -41,7 +41,7 @@ def test_belief_carries_over_the_episode_boundary(agent, fake_env):
         rewards[0, 1:HORIZON + 1] += 5.0
         post = agent.model.posterior(torch.as_tensor(res.trial.images[None]),
                                      torch.as_tensor(res.trial.actions[None]), rewards, sample=False)
-    assert not np.allclose(agent.model.belief(post)[0, ep2_start].numpy(), res.beliefs[ep2_start], atol=1e-4)
+    assert not np.allclose(agent.model.belief(post)[0, ep2_start].detach().numpy(), res.beliefs[ep2_start], atol=1e-4)
 
 
 def test_belief_is_reset_between_trials(agent, fake_env):
