@@ -13,7 +13,8 @@ training task instead, run with the checkpoint's own policy: what its belief hol
 is evaluated.
 
 For a run with a privileged (task-aware) critic the probe also reports how much that critic's value of
-the actor's action depends on the task (`critic_task_sensitivity`).
+the actor's action depends on the task (`critic_task_sensitivity`); for a run whose belief holds the task
+head's probabilities (`task_probs_in_belief`), how much the actor's action does (`actor_task_sensitivity`).
 
 `python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port] [--fresh 2]` writes task_probe.json
 and task_probe.png next to the checkpoint.
@@ -199,18 +200,48 @@ def critic_task_sensitivity(sac, beliefs: np.ndarray, ids: np.ndarray, task_feat
     return rows
 
 
-def _privileged_critic(state: dict, cfg, tasks):
-    """The checkpoint's SAC (task-aware critic), the task descriptors it was trained with and the
-    number of label classes they one-hot."""
-    from belief.meld.train import task_descriptors, task_label_classes
+def actor_task_sensitivity(actor, beliefs: np.ndarray, n_classes: int, frames: list[int]) -> list[dict]:
+    """For a belief that ends in the task head's `n_classes` probabilities (task_probs_in_belief): at each
+    frame, how far the actor's deterministic action moves when those probabilities are replaced by each
+    class's one-hot (mean distance from the mean over classes; 0: the actor ignores them), against the
+    spread of its action across trials, and how sure the head is (mean max probability)."""
+    rows = []
+    with torch.no_grad():
+        for frame in frames:
+            b = torch.as_tensor(beliefs[:, frame])
+            own = actor.act_mean(b)
+            per_class = []
+            for k in range(n_classes):
+                swapped = b.clone()
+                swapped[:, -n_classes:] = 0.0
+                swapped[:, swapped.shape[-1] - n_classes + k] = 1.0
+                per_class.append(actor.act_mean(swapped))
+            acts = torch.stack(per_class, 1)  # (N, classes, action)
+            rows.append({"frame": int(frame),
+                         "action_move_over_classes": float((acts - acts.mean(1, keepdim=True)).norm(dim=-1).mean()),
+                         "action_spread": float((own - own.mean(0)).norm(dim=-1).mean()),
+                         "head_confidence": float(b[:, -n_classes:].max(-1).values.mean())})
+    return rows
+
+
+def _checkpoint_sac(state: dict, cfg):
+    """The checkpoint's SAC (actor and, with privileged_critic, the task-aware critic)."""
     from belief.sac import SAC
 
     a = cfg.agent
-    sac = SAC(a.model.belief_dim, a.model.action_dim, a.sac, critic_feature_dim=a.model.belief_dim + a.critic_task_dim)
+    critic_dim = a.model.belief_dim + (a.critic_task_dim if a.privileged_critic else 0)
+    sac = SAC(a.model.belief_dim, a.model.action_dim, a.sac, critic_feature_dim=critic_dim)
     sac.load_state_dict(state["agent"]["sac"])
+    return sac
+
+
+def _task_descriptors(cfg, tasks):
+    """The task descriptors a privileged critic was trained with and the number of label classes they one-hot."""
+    from belief.meld.train import task_descriptors, task_label_classes
+
     all_tasks = [*tasks.train, *tasks.test]
     n_classes = len(set(task_label_classes(all_tasks, cfg.task_label).values()))
-    return sac, task_descriptors(all_tasks, cfg.task_label), n_classes
+    return task_descriptors(all_tasks, cfg.task_label), n_classes
 
 
 def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[int] | None = None,
@@ -254,9 +285,13 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
+    if cfg.agent.privileged_critic or cfg.agent.model.task_probs_in_belief:
+        sac = _checkpoint_sac(state, cfg)
     if cfg.agent.privileged_critic:
-        sac, descriptors, n_classes = _privileged_critic(state, cfg, tasks)
+        descriptors, n_classes = _task_descriptors(cfg, tasks)
         result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames)
+    if cfg.agent.model.task_probs_in_belief:
+        result["actor"] = actor_task_sensitivity(sac.actor, beliefs, cfg.agent.model.task_classes, frames)
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
@@ -274,6 +309,10 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
         print(f"critic, frame {r['frame']:3d}: Q ranges {r['q_range_over_classes']:.2f} over the {cfg.task_label} "
               f"one-hots (spread across trials {r['q_spread']:.2f}); the actor's action is valued best under "
               f"{r['best_class_counts']}, its trial's own class on {r['best_is_own_class']:.2f}")
+    for r in result.get("actor", []):
+        print(f"actor, frame {r['frame']:3d}: its action moves {r['action_move_over_classes']:.3f} when the task "
+              f"probabilities are set to each {cfg.task_label} one-hot (spread across trials "
+              f"{r['action_spread']:.3f}); head confidence {r['head_confidence']:.2f}")
     return result
 
 

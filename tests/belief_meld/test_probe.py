@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from belief.meld.probe import critic_task_sensitivity, probe_accuracy, probe_checkpoint, task_folds
+from belief.meld.probe import (
+    actor_task_sensitivity,
+    critic_task_sensitivity,
+    probe_accuracy,
+    probe_checkpoint,
+    task_folds,
+)
 from belief.meld.train import TrainConfig, Trainer
 from sim.tasks import Task, TaskSet
 from tests.belief_meld.fake_env import FakeImageEnv
@@ -169,3 +175,32 @@ def test_probe_reports_the_privileged_critic_of_a_run_that_has_one(tmp_path):
                for r in result["critic"])
     _, tasks = _trained_on_four_goals(tmp_path / "plain")
     assert "critic" not in probe_checkpoint(tmp_path / "plain" / "checkpoint.pt", label="side", task_set=tasks)
+
+
+class _ProbabilityFollowingActor:
+    """act_mean = w x (the first class's probability) + the first belief column: reads the task iff w != 0."""
+
+    def __init__(self, w: float):
+        self.w = w
+
+    def act_mean(self, b):
+        return (self.w * b[:, -2:-1] + b[:, :1]).tanh()
+
+
+def test_actor_task_sensitivity_measures_how_much_the_action_reads_the_task_probabilities():
+    rng = np.random.default_rng(0)
+    beliefs = rng.standard_normal((8, 6, 5)).astype(np.float32)
+    beliefs[..., -2:] = np.array([0.7, 0.3], np.float32)
+    rows = actor_task_sensitivity(_ProbabilityFollowingActor(2.0), beliefs, n_classes=2, frames=[0, 5])
+    assert [r["frame"] for r in rows] == [0, 5]
+    assert all(r["action_move_over_classes"] > 0.1 and r["head_confidence"] == pytest.approx(0.7) for r in rows)
+    assert all(r["action_move_over_classes"] == pytest.approx(0.0) and r["action_spread"] > 0
+               for r in actor_task_sensitivity(_ProbabilityFollowingActor(0.0), beliefs, 2, [0]))
+
+
+def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path):
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}}
+    _, tasks = _trained_on_four_goals(tmp_path / "probs", agent=agent, task_label="side")
+    result = probe_checkpoint(tmp_path / "probs" / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks)
+    assert [r["frame"] for r in result["actor"]] == [0, 7] and "critic" not in result
+    assert all(r["action_move_over_classes"] >= 0 and 0 < r["head_confidence"] <= 1 for r in result["actor"])
