@@ -123,27 +123,40 @@ class MeldAgent:
             beliefs = self.model.belief(post)
         return stats, beliefs
 
+    def transitions(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every real transition of a batch of trials, one row each (trial-major): obs / next_obs
+        (beliefs), actions, rewards, dones; with `privileged_critic` also `task`, the trial's
+        `task_features` (B, critic_task_dim) repeated per transition."""
+        B = beliefs.shape[0]
+        rewards = self._rewards(b, self.cfg.critic_reward) * self.cfg.critic_reward_scale
+        out = {"obs": beliefs[:, self._cur].reshape(-1, beliefs.shape[-1]),
+               "next_obs": beliefs[:, self._nxt].reshape(-1, beliefs.shape[-1]),
+               "actions": b["actions"][:, self._cur].reshape(-1, b["actions"].shape[-1]),
+               "rewards": rewards[:, self._cur + 1].reshape(-1, 1),  # the reward that arrived with the next frame
+               "dones": self._done.expand(B, -1).reshape(-1, 1)}
+        if self.cfg.privileged_critic:
+            task = b.get("task_features")
+            if task is None or tuple(task.shape) != (B, self.cfg.critic_task_dim):
+                raise ValueError(f"privileged_critic needs batch['task_features'] of shape ({B}, "
+                                 f"{self.cfg.critic_task_dim}), got {None if task is None else tuple(task.shape)}")
+            out["task"] = task.float().repeat_interleave(len(self._cur), dim=0)
+        return out
+
+    def sac_update(self, t: dict[str, torch.Tensor]) -> dict:
+        """One SAC update on transitions laid out as `transitions` returns them (the task, if any, joins
+        the critic's input only)."""
+        if "task" not in t:
+            return self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"])
+        return self.sac.update(torch.cat([t["obs"], t["task"]], -1), t["actions"], t["rewards"],
+                               torch.cat([t["next_obs"], t["task"]], -1), t["dones"],
+                               actor_obs=t["obs"], next_actor_obs=t["next_obs"])
+
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
         """SAC on every real transition of the batch; `beliefs` must be detached (checked). With
         `privileged_critic` the batch's `task_features` (B, critic_task_dim) join the critic's input."""
         if beliefs.requires_grad:
             raise ValueError("actor-critic inputs must be detached from the latent model")
-        B = beliefs.shape[0]
-        rewards = self._rewards(b, self.cfg.critic_reward) * self.cfg.critic_reward_scale
-        obs = beliefs[:, self._cur].reshape(-1, beliefs.shape[-1])
-        next_obs = beliefs[:, self._nxt].reshape(-1, beliefs.shape[-1])
-        actions = b["actions"][:, self._cur].reshape(-1, b["actions"].shape[-1])
-        r = rewards[:, self._cur + 1].reshape(-1, 1)  # the reward that arrived with the next frame
-        done = self._done.expand(B, -1).reshape(-1, 1)
-        if not self.cfg.privileged_critic:
-            return self.sac.update(obs, actions, r, next_obs, done)
-        task = b.get("task_features")
-        if task is None or tuple(task.shape) != (B, self.cfg.critic_task_dim):
-            raise ValueError(f"privileged_critic needs batch['task_features'] of shape ({B}, {self.cfg.critic_task_dim}), "
-                             f"got {None if task is None else tuple(task.shape)}")
-        task = task.float().repeat_interleave(len(self._cur), dim=0)  # one row per transition, trial-major
-        return self.sac.update(torch.cat([obs, task], -1), actions, r, torch.cat([next_obs, task], -1), done,
-                               actor_obs=obs, next_actor_obs=next_obs)
+        return self.sac_update(self.transitions(beliefs, b))
 
     def train_step(self, batch: dict[str, np.ndarray], train_actor_critic: bool = True) -> dict:
         b = self.to_tensors(batch)

@@ -204,3 +204,24 @@ def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path):
     result = probe_checkpoint(tmp_path / "probs" / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks)
     assert [r["frame"] for r in result["actor"]] == [0, 7] and "critic" not in result
     assert all(r["action_move_over_classes"] >= 0 and 0 < r["head_confidence"] <= 1 for r in result["actor"])
+
+
+def test_refit_continues_the_actor_critic_on_replay_transitions_with_the_model_frozen(tmp_path):
+    import torch
+
+    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.refit import refit_checkpoint
+
+    agent = {**TINY, "privileged_critic": True}
+    _, tasks = _trained_on_four_goals(tmp_path / "priv", agent=agent, task_label="side")
+    path = refit_checkpoint(tmp_path / "priv" / "checkpoint.pt", tmp_path / "refit", updates=3, batch=8,
+                            task_set=tasks)
+    before, after = load_checkpoint(tmp_path / "priv" / "checkpoint.pt"), load_checkpoint(path)
+    assert all(torch.equal(v, after["agent"]["model"][k]) for k, v in before["agent"]["model"].items())
+    assert not all(torch.equal(v, after["agent"]["sac"][k]) for k, v in before["agent"]["sac"].items())
+    n_trials = sum(len(b["actions"]) for b in before["buffers"].values())
+    assert after["refit"]["updates"] == 3 and after["refit"]["transitions"] == n_trials * 2 * 3
+    result = probe_checkpoint(path, label="side", frames=[0], task_set=tasks)  # a checkpoint like any other
+    assert "critic" in result
+    with pytest.raises(ValueError, match="updates and batch must be >= 1"):
+        refit_checkpoint(path, tmp_path / "bad", updates=0, task_set=tasks)
