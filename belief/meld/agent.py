@@ -36,6 +36,12 @@ class AgentConfig:
     # like the shaped reward); the actor, the only part exported, still sees the belief alone
     privileged_critic: bool = False
     critic_task_dim: int = 0  # task descriptor size; set by the trainer from the task set
+    # 0 = MELD: SAC on every transition of the model step's few trials (strongly correlated, few tasks).
+    # > 0: SAC on minibatches of this many transitions drawn i.i.d. from the beliefs of all stored trials,
+    # filtered without gradient and cached, refiltered every `ac_cache_refresh` model steps (the oracle
+    # learned to follow the port from i.i.d. batches; so does a refit on them, docs/meld.md)
+    ac_batch: int = 0
+    ac_cache_refresh: int = 160
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -47,6 +53,9 @@ class AgentConfig:
                 raise ValueError(f"AgentConfig.{name} must be one of {REWARD_KINDS}, got {getattr(self, name)!r}")
         if self.ac_updates_per_step < 1:
             raise ValueError(f"AgentConfig.ac_updates_per_step must be >= 1, got {self.ac_updates_per_step}")
+        if self.ac_batch < 0 or self.ac_cache_refresh < 1:
+            raise ValueError(f"AgentConfig.ac_batch must be >= 0 and ac_cache_refresh >= 1, got {self.ac_batch} "
+                             f"and {self.ac_cache_refresh}")
         if not isinstance(self.privileged_critic, bool):  # a YAML typo ("ture") must not switch it on
             raise ValueError(f"AgentConfig.privileged_critic must be true or false, got {self.privileged_critic!r}")
 

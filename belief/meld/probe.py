@@ -37,14 +37,15 @@ def filter_trials(model: LatentModel, buffers: dict[str, dict], reward_input: st
     """Deterministic beliefs (N, T, belief_dim), the model's reward inputs (N, T) and task ids (N,)."""
     key = "reward_dense" if reward_input == "dense" else "reward_sparse"
     beliefs, rewards, ids = [], [], []
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         for task_id, data in buffers.items():
             for i in range(0, len(data["images"]), batch):
                 sl = slice(i, i + batch)
-                post = model.posterior(torch.as_tensor(data["images"][sl]), torch.as_tensor(data["actions"][sl]),
-                                       torch.as_tensor(data[key][sl]), sample=False)
-                beliefs.append(model.belief(post).numpy())
+                post = model.posterior(*(torch.as_tensor(data[k][sl], device=device) for k in ("images", "actions", key)),
+                                       sample=False)
+                beliefs.append(model.belief(post).cpu().numpy())
                 rewards.append(np.asarray(data[key][sl], np.float32))
                 ids += [task_id] * len(beliefs[-1])
     if not ids:

@@ -26,11 +26,12 @@ from belief.meld.probe import filter_trials
 def replay_transitions(agent: MeldAgent, buffers: dict[str, dict], task_features: dict[str, np.ndarray]):
     """All transitions of the replay trials, filtered by the agent's model (`MeldAgent.transitions` layout)."""
     beliefs, _, ids = filter_trials(agent.model, buffers, agent.cfg.reward_input)
-    batch = {k: torch.as_tensor(np.concatenate([buffers[t][k] for t in buffers]))
+    dev = agent.device
+    batch = {k: torch.as_tensor(np.concatenate([buffers[t][k] for t in buffers]), device=dev)
              for k in ("actions", "reward_dense", "reward_sparse")}
     if agent.cfg.privileged_critic:
-        batch["task_features"] = torch.as_tensor(np.stack([task_features[t] for t in ids]))
-    return agent.transitions(torch.as_tensor(beliefs), batch)
+        batch["task_features"] = torch.as_tensor(np.stack([task_features[t] for t in ids]), device=dev)
+    return agent.transitions(torch.as_tensor(beliefs, device=dev), batch)
 
 
 def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, batch: int = 256,

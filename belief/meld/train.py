@@ -276,6 +276,8 @@ class Trainer:
         self.iteration = 0
         self.env_steps = 0
         self.grad_steps = 0
+        self._ac_cache: dict | None = None  # AgentConfig.ac_batch: transitions of all stored trials
+        self._ac_cache_step = 0
         self.trials_run = 0
         self.pretrained = False
         self.best_score: list[float] | None = None
@@ -323,11 +325,31 @@ class Trainer:
                 batch["task_label"] = np.array([self.task_labels[t] for t in batch["task_id"]])
             if self.task_features:
                 batch["task_features"] = np.stack([self.task_features[t] for t in batch["task_id"]])
-            stats = self.agent.train_step(batch, train_actor_critic=actor_critic)
+            cached = actor_critic and self.cfg.agent.ac_batch > 0
+            stats = self.agent.train_step(batch, train_actor_critic=actor_critic and not cached)
+            if cached:
+                stats.update(self._cached_actor_critic())
             self.grad_steps += 1
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
         return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def _cached_actor_critic(self) -> dict:
+        """`ac_updates_per_step` SAC updates on i.i.d. minibatches of the cached beliefs of all stored
+        trials (AgentConfig.ac_batch), refiltered every `ac_cache_refresh` model steps."""
+        from belief.meld.refit import replay_transitions
+
+        a = self.cfg.agent
+        if self._ac_cache is None or self.grad_steps - self._ac_cache_step >= a.ac_cache_refresh:
+            self._ac_cache = replay_transitions(self.agent, self.buffers.state_dict(), self.task_features)
+            self.agent.model.train()  # filtering put it in eval mode
+            self._ac_cache_step = self.grad_steps
+        n = len(self._ac_cache["obs"])
+        stats: dict = {}
+        for _ in range(a.ac_updates_per_step):
+            idx = torch.as_tensor(self.rng.integers(n, size=a.ac_batch), device=self.agent.device)
+            stats = self.agent.sac_update({k: v[idx] for k, v in self._ac_cache.items()})
+        return stats
 
     def evaluate(self) -> dict:
         from belief.meld.evaluate import evaluate_policy

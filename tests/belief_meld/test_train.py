@@ -202,6 +202,29 @@ def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path):
     assert action.shape == (2,) and np.isfinite(action).all()
 
 
+def test_actor_critic_on_iid_batches_of_cached_beliefs(tmp_path, monkeypatch):
+    """ac_batch > 0: SAC minibatches come from the cached beliefs of all stored trials (with the
+    privileged critic's task features), refiltered every ac_cache_refresh model steps."""
+    import belief.meld.refit as refit
+
+    agent = {**TINY, "privileged_critic": True, "ac_batch": 8, "ac_cache_refresh": 2, "ac_updates_per_step": 2}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=3, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    seen = []
+    original = refit.replay_transitions
+    monkeypatch.setattr(refit, "replay_transitions",
+                        lambda *a: seen.append(a[1]) or original(*a))
+    sac_before = {k: v.clone() for k, v in trainer.agent.sac.state_dict().items()}
+    trainer.run()
+    assert len(seen) >= 2 and all(set(s) == set(trainer.buffers.state_dict()) for s in seen)  # every task's trials
+    assert trainer._ac_cache["task"].shape[-1] == trainer.agent.cfg.critic_task_dim
+    assert not all(torch.equal(v, trainer.agent.sac.state_dict()[k]) for k, v in sac_before.items())
+    assert trainer.agent.model.training
+    assert "critic_loss" in (tmp_path / "ok" / "train.csv").read_text().splitlines()[0].split(",")
+    with pytest.raises(ValueError, match="ac_batch must be >= 0"):
+        Trainer(_cfg(agent={**TINY, "ac_batch": -1}), tmp_path / "bad", env, env.tasks)
+
+
 def test_task_descriptors_one_hot_the_label_and_scale_the_rest():
     from belief.meld.train import task_descriptors
     from sim.tasks import Task
