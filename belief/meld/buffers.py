@@ -60,6 +60,10 @@ class SequenceBuffer:
         return {"images": self.images[idx], "actions": self.actions[idx],
                 "reward_dense": self.reward_dense[idx], "reward_sparse": self.reward_sparse[idx]}
 
+    def stored(self) -> dict[str, np.ndarray]:
+        """The stored trials as views (no copy), in slot order, not age order."""
+        return self.get(slice(0, self.size))
+
     def state_dict(self) -> dict:
         n = self.size
         order = (np.arange(n) + (self.next if n == self.capacity else 0)) % self.capacity  # oldest first
@@ -102,6 +106,10 @@ class TaskBuffers:
                 buf = self.buffers[ids[k]]
                 parts.append({**buf.get(rng.integers(0, buf.size, size=n)), "task_id": np.array([ids[k]] * n)})
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def stored(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every task's stored trials as views (no copy of the images, unlike state_dict)."""
+        return {tid: b.stored() for tid, b in self.buffers.items()}
 
     def state_dict(self) -> dict:
         return {tid: b.state_dict() for tid, b in self.buffers.items()}

@@ -43,6 +43,8 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
 
     if updates < 1 or batch < 1:
         raise ValueError(f"refit: updates and batch must be >= 1, got {updates} and {batch}")
+    if (Path(out_dir) / "checkpoint.pt").resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"refit: --out {out_dir} would overwrite the checkpoint it refits; pick another folder")
     state = load_checkpoint(checkpoint)
     if state.get("algo") != "meld":
         raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")

@@ -341,7 +341,7 @@ class Trainer:
 
         a = self.cfg.agent
         if self._ac_cache is None or self.grad_steps - self._ac_cache_step >= a.ac_cache_refresh:
-            self._ac_cache = replay_transitions(self.agent, self.buffers.state_dict(), self.task_features)
+            self._ac_cache = replay_transitions(self.agent, self.buffers.stored(), self.task_features)
             self.agent.model.train()  # filtering put it in eval mode
             self._ac_cache_step = self.grad_steps
         n = len(self._ac_cache["obs"])

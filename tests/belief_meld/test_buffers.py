@@ -25,6 +25,16 @@ def test_ring_buffer_keeps_the_newest_trials_in_order():
     assert np.array_equal(copy.state_dict()["images"], state["images"])
 
 
+def test_stored_trials_are_views_of_the_filled_slots():
+    bufs = TaskBuffers(3, 6, (4, 8, 3), 2)
+    for v in range(4):
+        bufs.add("a", _trial(v))
+    bufs.add("b", _trial(9))
+    stored = bufs.stored()
+    assert sorted(stored["a"]["reward_dense"][:, 0].tolist()) == [1, 2, 3] and len(stored["b"]["images"]) == 1
+    assert np.shares_memory(stored["a"]["images"], bufs.buffers["a"].images)  # no copy of the images
+
+
 def test_whole_sequences_are_sampled_per_task():
     bufs = TaskBuffers(10, 6, (4, 8, 3), 2)
     for v in range(3):

@@ -223,5 +223,7 @@ def test_refit_continues_the_actor_critic_on_replay_transitions_with_the_model_f
     assert after["refit"]["updates"] == 3 and after["refit"]["transitions"] == n_trials * 2 * 3
     result = probe_checkpoint(path, label="side", frames=[0], task_set=tasks)  # a checkpoint like any other
     assert "critic" in result
+    with pytest.raises(ValueError, match="would overwrite the checkpoint it refits"):
+        refit_checkpoint(path, tmp_path / "refit", updates=1, task_set=tasks)
     with pytest.raises(ValueError, match="updates and batch must be >= 1"):
         refit_checkpoint(path, tmp_path / "bad", updates=0, task_set=tasks)
