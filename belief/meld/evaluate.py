@@ -190,6 +190,33 @@ def ends_by_correct_port(per_trial: list[dict], task_label: str = "port") -> dic
             for k, g in sorted(groups.items())}
 
 
+def episode2_given_episode1(per_trial: list[dict]) -> dict[str, dict]:
+    """Episode 2 conditioned on how episode 1 went: the sparse-reward agent's adaptation in numbers.
+
+    After a failed episode 1 an adapting agent tries another port (`moved`: episode 2 ends at a port
+    other than the one episode 1 ended at, of trials where both ended at a port); after a success it
+    goes back to the same one. {"after_failure" | "after_success": {"trials", "success", "correct_port",
+    "moved"}} with rates over that group (nan where a group or the `moved` base is empty)."""
+    out = {}
+    for key, won in (("after_failure", False), ("after_success", True)):
+        group = [t for t in per_trial if bool(t["success"][0]) == won and len(t["success"]) > 1]
+        both_at_port = [t for t in group if t["port_at_tip"][0] >= 0 and t["port_at_tip"][1] >= 0]
+        out[key] = {
+            "trials": len(group),
+            "success": float(np.mean([t["success"][1] for t in group])) if group else float("nan"),
+            "correct_port": float(np.mean([t["at_correct_port"][1] for t in group])) if group else float("nan"),
+            "moved": (float(np.mean([t["port_at_tip"][1] != t["port_at_tip"][0] for t in both_at_port]))
+                      if both_at_port else float("nan"))}
+    return out
+
+
+def _episode2_lines(cond: dict[str, dict], label: str = "") -> list[str]:
+    """Markdown lines of an `episode2_given_episode1` read."""
+    return [f"- {key.replace('_', ' ')} in episode 1{label} ({g['trials']} trials): episode 2 success "
+            f"{g['success']:.2f}, ends at the correct port {g['correct_port']:.2f}, at another port than "
+            f"episode 1 {g['moved']:.2f}" for key, g in cond.items() if g["trials"]]
+
+
 def _ends_by_port_lines(by_port: dict[int, dict], label: str = "") -> list[str]:
     """Markdown lines of an `ends_by_correct_port` table."""
     lines = []
@@ -238,6 +265,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     table["split"] = split
     if "correct_port_per_episode" in res:
         table["ends_by_correct_port"] = ends_by_correct_port(res["per_trial"], label)
+        if trainer.cfg.episodes > 1:
+            table["episode2_given_episode1"] = episode2_given_episode1(res["per_trial"])
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
         table["task_id_accuracy"] = task_id_accuracy(
@@ -252,6 +281,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         lines += _episode_rows(control, " (belief reset)")[1:]
         if "correct_port_per_episode" in control:
             table["belief_reset_control"]["ends_by_correct_port"] = ends_by_correct_port(control["per_trial"], label)
+            if trainer.cfg.episodes > 1:
+                table["belief_reset_control"]["episode2_given_episode1"] = episode2_given_episode1(
+                    control["per_trial"])
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 
@@ -269,6 +301,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         table.get("belief_reset_control", {}).get("ends_by_correct_port", {}), " (belief reset)")
     if by_port:
         lines += ["\nwhere episodes end, by the task's correct port:", *by_port]
+    given = _episode2_lines(table.get("episode2_given_episode1", {})) + _episode2_lines(
+        table.get("belief_reset_control", {}).get("episode2_given_episode1", {}), " (belief reset)")
+    if given:
+        lines += ["\nepisode 2 after episode 1's outcome:", *given]
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]

@@ -1,9 +1,16 @@
 """MELD evaluation on the real cable twin reports, per episode, whether the plug ended at the correct port."""
 
+import math
+
 import torch
 
 from belief.meld.agent import AgentConfig, MeldAgent
-from belief.meld.evaluate import ends_by_correct_port, evaluate_policy
+from belief.meld.evaluate import (
+    _episode2_lines,
+    ends_by_correct_port,
+    episode2_given_episode1,
+    evaluate_policy,
+)
 from belief.meld.model import ModelConfig
 from belief.meld.policy import MeldPolicy
 from belief.meld.train import ScaledActions, make_env
@@ -36,3 +43,21 @@ def test_ends_by_correct_port_groups_where_episodes_end_by_the_tasks_port():
     assert ends_by_correct_port(per_trial) == {
         1: {"trials": 1, "ends_at": [{2: 1}, {-1: 1}]},
         3: {"trials": 2, "ends_at": [{2: 2}, {2: 1, 3: 1}]}}
+
+
+def test_episode2_given_episode1_reads_whether_episode_2_moves_on_after_a_failure():
+    """After a failed episode 1 the adapting agent tries another port; after a success it stays."""
+    per_trial = [
+        {"success": [False, True], "port_at_tip": [1, 2], "at_correct_port": [False, True]},
+        {"success": [False, False], "port_at_tip": [1, 1], "at_correct_port": [False, False]},
+        {"success": [False, False], "port_at_tip": [-1, 0], "at_correct_port": [False, False]},  # no base for moved
+        {"success": [True, True], "port_at_tip": [3, 3], "at_correct_port": [True, True]}]
+    cond = episode2_given_episode1(per_trial)
+    assert cond["after_failure"] == {"trials": 3, "success": 1 / 3, "correct_port": 1 / 3, "moved": 0.5}
+    assert cond["after_success"] == {"trials": 1, "success": 1.0, "correct_port": 1.0, "moved": 0.0}
+    empty = episode2_given_episode1(per_trial[:1])["after_success"]
+    assert empty["trials"] == 0 and math.isnan(empty["success"]) and math.isnan(empty["moved"])
+    # eval_table.md lists only groups that occurred
+    lines = _episode2_lines(episode2_given_episode1(per_trial[:1]))
+    assert lines == ["- after failure in episode 1 (1 trials): episode 2 success 1.00, ends at the correct port "
+                     "1.00, at another port than episode 1 1.00"]
