@@ -217,6 +217,15 @@ def _episode2_lines(cond: dict[str, dict], label: str = "") -> list[str]:
             f"episode 1 {g['moved']:.2f}" for key, g in cond.items() if g["trials"]]
 
 
+def _port_reads(per_trial: list[dict], task_label: str) -> dict:
+    """The by-port reads of one evaluation: where episodes end by correct port and, for trials of more
+    than one episode, episode 2 given episode 1's outcome."""
+    reads: dict = {"ends_by_correct_port": ends_by_correct_port(per_trial, task_label)}
+    if per_trial and len(per_trial[0]["success"]) > 1:
+        reads["episode2_given_episode1"] = episode2_given_episode1(per_trial)
+    return reads
+
+
 def _ends_by_port_lines(by_port: dict[int, dict], label: str = "") -> list[str]:
     """Markdown lines of an `ends_by_correct_port` table."""
     lines = []
@@ -264,9 +273,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     table = {k: v for k, v in res.items() if k != "trials"}
     table["split"] = split
     if "correct_port_per_episode" in res:
-        table["ends_by_correct_port"] = ends_by_correct_port(res["per_trial"], label)
-        if trainer.cfg.episodes > 1:
-            table["episode2_given_episode1"] = episode2_given_episode1(res["per_trial"])
+        table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
         table["task_id_accuracy"] = task_id_accuracy(
@@ -280,10 +287,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         table["belief_reset_control"] = {k: v for k, v in control.items() if k not in ("trials", "tasks")}
         lines += _episode_rows(control, " (belief reset)")[1:]
         if "correct_port_per_episode" in control:
-            table["belief_reset_control"]["ends_by_correct_port"] = ends_by_correct_port(control["per_trial"], label)
-            if trainer.cfg.episodes > 1:
-                table["belief_reset_control"]["episode2_given_episode1"] = episode2_given_episode1(
-                    control["per_trial"])
+            table["belief_reset_control"].update(_port_reads(control["per_trial"], label))
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 

@@ -7,6 +7,7 @@ import torch
 from belief.meld.agent import AgentConfig, MeldAgent
 from belief.meld.evaluate import (
     _episode2_lines,
+    _port_reads,
     ends_by_correct_port,
     episode2_given_episode1,
     evaluate_policy,
@@ -61,3 +62,12 @@ def test_episode2_given_episode1_reads_whether_episode_2_moves_on_after_a_failur
     lines = _episode2_lines(episode2_given_episode1(per_trial[:1]))
     assert lines == ["- after failure in episode 1 (1 trials): episode 2 success 1.00, ends at the correct port "
                      "1.00, at another port than episode 1 1.00"]
+
+
+def test_port_reads_condition_on_episode_1_only_for_multi_episode_trials():
+    two = [{"port": 1, "success": [False, True], "port_at_tip": [0, 1], "at_correct_port": [False, True]}]
+    one = [{"port": 1, "success": [True], "port_at_tip": [1], "at_correct_port": [True]}]
+    assert set(_port_reads(two, "port")) == {"ends_by_correct_port", "episode2_given_episode1"}
+    assert _port_reads(two, "port")["episode2_given_episode1"]["after_failure"] == {
+        "trials": 1, "success": 1.0, "correct_port": 1.0, "moved": 1.0}
+    assert _port_reads(one, "port") == {"ends_by_correct_port": ends_by_correct_port(one)}
