@@ -42,6 +42,11 @@ class AgentConfig:
     # learned to follow the port from i.i.d. batches; so does a refit on them, docs/meld.md)
     ac_batch: int = 0
     ac_cache_refresh: int = 160
+    # with ac_batch > 0: the cache holds only each task's `ac_recent_trials` newest trials (0 = all), so the
+    # i.i.d. updates see data of the current actor, and `ac_mix` keeps MELD's per-trial SAC updates as well
+    # (the refit that worked started from an actor trained the MELD way; i.i.d. alone from scratch did not)
+    ac_recent_trials: int = 0
+    ac_mix: bool = False
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -56,8 +61,11 @@ class AgentConfig:
         if self.ac_batch < 0 or self.ac_cache_refresh < 1:
             raise ValueError(f"AgentConfig.ac_batch must be >= 0 and ac_cache_refresh >= 1, got {self.ac_batch} "
                              f"and {self.ac_cache_refresh}")
-        if not isinstance(self.privileged_critic, bool):  # a YAML typo ("ture") must not switch it on
-            raise ValueError(f"AgentConfig.privileged_critic must be true or false, got {self.privileged_critic!r}")
+        if self.ac_recent_trials < 0:
+            raise ValueError(f"AgentConfig.ac_recent_trials must be >= 0 (0 = all stored), got {self.ac_recent_trials}")
+        for name in ("privileged_critic", "ac_mix"):  # a YAML typo ("ture") must not switch one on
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
 
 def transition_indices(episodes: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -64,10 +64,17 @@ class SequenceBuffer:
         """The stored trials as views (no copy), in slot order, not age order."""
         return self.get(slice(0, self.size))
 
-    def state_dict(self) -> dict:
+    def age_order(self) -> np.ndarray:
+        """Slots of the stored trials, oldest first."""
         n = self.size
-        order = (np.arange(n) + (self.next if n == self.capacity else 0)) % self.capacity  # oldest first
-        return self.get(order)
+        return (np.arange(n) + (self.next if n == self.capacity else 0)) % self.capacity
+
+    def recent(self, n: int) -> dict[str, np.ndarray]:
+        """The `n` most recent trials (all if fewer), oldest first (a copy)."""
+        return self.get(self.age_order()[-n:])
+
+    def state_dict(self) -> dict:
+        return self.get(self.age_order())
 
     def load_state_dict(self, data: dict) -> None:
         self.size = self.next = 0
@@ -110,6 +117,12 @@ class TaskBuffers:
     def stored(self) -> dict[str, dict[str, np.ndarray]]:
         """Every task's stored trials as views (no copy of the images, unlike state_dict)."""
         return {tid: b.stored() for tid, b in self.buffers.items()}
+
+    def recent(self, n: int) -> dict[str, dict[str, np.ndarray]]:
+        """Every task's `n` most recent trials; n <= 0 means all of them (as `stored`, views)."""
+        if n <= 0:
+            return self.stored()
+        return {tid: b.recent(n) for tid, b in self.buffers.items()}
 
     def state_dict(self) -> dict:
         return {tid: b.state_dict() for tid, b in self.buffers.items()}

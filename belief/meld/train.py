@@ -326,7 +326,7 @@ class Trainer:
             if self.task_features:
                 batch["task_features"] = np.stack([self.task_features[t] for t in batch["task_id"]])
             cached = actor_critic and self.cfg.agent.ac_batch > 0
-            stats = self.agent.train_step(batch, train_actor_critic=actor_critic and not cached)
+            stats = self.agent.train_step(batch, train_actor_critic=actor_critic and (self.cfg.agent.ac_mix or not cached))
             if cached:
                 stats.update(self._cached_actor_critic())
             self.grad_steps += 1
@@ -335,13 +335,14 @@ class Trainer:
         return {k: v / max(n, 1) for k, v in sums.items()}
 
     def _cached_actor_critic(self) -> dict:
-        """`ac_updates_per_step` SAC updates on i.i.d. minibatches of the cached beliefs of all stored
-        trials (AgentConfig.ac_batch), refiltered every `ac_cache_refresh` model steps."""
+        """`ac_updates_per_step` SAC updates on i.i.d. minibatches of the cached beliefs of the stored
+        trials (AgentConfig.ac_batch, ac_recent_trials), refiltered every `ac_cache_refresh` model steps."""
         from belief.meld.refit import replay_transitions
 
         a = self.cfg.agent
         if self._ac_cache is None or self.grad_steps - self._ac_cache_step >= a.ac_cache_refresh:
-            self._ac_cache = replay_transitions(self.agent, self.buffers.stored(), self.task_features)
+            self._ac_cache = replay_transitions(self.agent, self.buffers.recent(a.ac_recent_trials),
+                                               self.task_features)
             self.agent.model.train()  # filtering put it in eval mode
             self._ac_cache_step = self.grad_steps
         n = len(self._ac_cache["obs"])

@@ -35,6 +35,17 @@ def test_stored_trials_are_views_of_the_filled_slots():
     assert np.shares_memory(stored["a"]["images"], bufs.buffers["a"].images)  # no copy of the images
 
 
+def test_recent_trials_are_the_newest_per_task_oldest_first():
+    bufs = TaskBuffers(3, 6, (4, 8, 3), 2)
+    for v in range(5):  # the ring wrapped: slots hold 3, 4, 2
+        bufs.add("a", _trial(v))
+    bufs.add("b", _trial(9))
+    recent = bufs.recent(2)
+    assert recent["a"]["reward_dense"][:, 0].tolist() == [3, 4]
+    assert recent["b"]["reward_dense"][:, 0].tolist() == [9]  # fewer stored than asked: all of them
+    assert bufs.recent(0)["a"]["reward_dense"][:, 0].tolist() == [3, 4, 2]  # 0 = every stored trial (views)
+
+
 def test_whole_sequences_are_sampled_per_task():
     bufs = TaskBuffers(10, 6, (4, 8, 3), 2)
     for v in range(3):

@@ -225,6 +225,35 @@ def test_actor_critic_on_iid_batches_of_cached_beliefs(tmp_path, monkeypatch):
         Trainer(_cfg(agent={**TINY, "ac_batch": -1}), tmp_path / "bad", env, env.tasks)
 
 
+def test_iid_updates_on_recent_trials_mixed_with_per_trial_updates(tmp_path, monkeypatch):
+    """ac_recent_trials caches only each task's newest trials; ac_mix keeps MELD's per-trial SAC updates."""
+    import belief.meld.refit as refit
+
+    agent = {**TINY, "privileged_critic": True, "ac_batch": 8, "ac_cache_refresh": 1, "ac_recent_trials": 1,
+             "ac_mix": True}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=3, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    cached, per_trial = [], []
+    original = refit.replay_transitions
+    monkeypatch.setattr(refit, "replay_transitions", lambda *a: cached.append(a[1]) or original(*a))
+    original_step = trainer.agent.actor_critic_step
+    monkeypatch.setattr(trainer.agent, "actor_critic_step", lambda *a: per_trial.append(1) or original_step(*a))
+    trainer.run()
+    assert cached and all(len(trials["actions"]) == 1 for c in cached for trials in c.values())
+    assert max(trainer.buffers.buffers[t].size for t in trainer.buffers.buffers) > 1  # so the window did cut
+    assert len(per_trial) == trainer.cfg.iterations * trainer.cfg.train_steps_per_iter
+    without_mix = Trainer(_cfg(iterations=1, agent={**agent, "ac_mix": False}, task_label="goal"),
+                          tmp_path / "no_mix", env, env.tasks)
+    per_trial.clear()
+    monkeypatch.setattr(without_mix.agent, "actor_critic_step", lambda *a: per_trial.append(1) or original_step(*a))
+    without_mix.run()
+    assert per_trial == []
+    for bad, match in (({"ac_recent_trials": -1}, "ac_recent_trials must be >= 0"),
+                       ({"ac_mix": "yes"}, "ac_mix must be true or false")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(_cfg(agent={**TINY, **bad}), tmp_path / "bad", env, env.tasks)
+
+
 def test_task_descriptors_one_hot_the_label_and_scale_the_rest():
     from belief.meld.train import task_descriptors
     from sim.tasks import Task
