@@ -77,6 +77,11 @@ class ModelConfig:
     # heads must tell that jump from "no motion" by an all-zero action vector alone, learnt from one
     # boundary per trial (RL^2 gives its recurrent policy such a termination flag). False = MELD.
     episode_start_input: bool = False
+    # at the reset frame of every episode after the first (previous action exactly zero), z2 is carried
+    # over unchanged instead of drawn from the transition: z1 still reads the new image (the arm jumped
+    # back to its start pose), but that jump cannot rewrite the slow latent that holds the task. The same
+    # rule applies to the open-loop rollouts of the predictive reward term. False = MELD.
+    carry_z2_over_reset: bool = False
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -97,6 +102,9 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.task_probs_in_belief must be true or false, got {self.task_probs_in_belief!r}")
         if self.task_probs_in_belief and self.task_id_weight <= 0:
             raise ValueError("ModelConfig.task_probs_in_belief needs the task head: set task_id_weight > 0")
+        for name in ("episode_start_input", "carry_z2_over_reset"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -215,6 +223,7 @@ class LatentModel(nn.Module):
         self.reward_scale, self.repeat = float(cfg.reward_scale), int(cfg.repeat)
         self.z1_dim, self.z2_dim, self.action_dim = cfg.z1_dim, cfg.z2_dim, cfg.action_dim
         self.episode_start_input = bool(cfg.episode_start_input)
+        self.carry_z2_over_reset = bool(cfg.carry_z2_over_reset)
         h, f, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.z1_dim, cfg.z2_dim
         a = cfg.action_dim + int(self.episode_start_input)  # the flag travels with the previous action
         self.encoder = Encoder(cfg)
@@ -249,6 +258,13 @@ class LatentModel(nn.Module):
             return torch.cat([a_prev, start], -1)
         return a_prev
 
+    def carried_z2(self, a_prev: torch.Tensor, z2_prev: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """z2 after the transition: `z2`, or (carry_z2_over_reset) `z2_prev` where the raw previous action
+        is all zeros (a reset frame)."""
+        if self.carry_z2_over_reset:
+            return torch.where((a_prev == 0).all(-1, keepdim=True), z2_prev, z2)
+        return z2
+
     # --- one filtering step ---------------------------------------------------------------------
     def filter_step(self, feat: torch.Tensor, z2_prev: torch.Tensor, a_prev: torch.Tensor,
                     first: torch.Tensor, noise1: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
@@ -258,7 +274,7 @@ class LatentModel(nn.Module):
         Returns (mu1, std1, z1, mu2, std2, z2); with noise None the latents are the means (deterministic
         filtering, used at test time and in the exported module)."""
         mu1_f, std1_f = self.z1_first_posterior(feat)
-        a_prev = self.action_input(a_prev)
+        a_raw, a_prev = a_prev, self.action_input(a_prev)
         mu1_n, std1_n = self.z1_posterior(torch.cat([feat, z2_prev, a_prev], -1))
         if first.dim() > 0:
             first = first.reshape(-1, 1)
@@ -266,8 +282,10 @@ class LatentModel(nn.Module):
         z1 = mu1 if noise1 is None else mu1 + std1 * noise1
         mu2_f, std2_f = self.z2_first(z1)
         mu2_n, std2_n = self.z2_transition(torch.cat([z1, z2_prev, a_prev], -1))
+        mu2_n = self.carried_z2(a_raw, z2_prev, mu2_n)  # the belief's mean is the carried z2 there
         mu2, std2 = torch.where(first, mu2_f, mu2_n), torch.where(first, std2_f, std2_n)
         z2 = mu2 if noise2 is None else mu2 + std2 * noise2
+        z2 = torch.where(first, z2, self.carried_z2(a_raw, z2_prev, z2))  # carried without noise
         return mu1, std1, z1, mu2, std2, z2
 
     # --- whole sequences --------------------------------------------------------------------------
@@ -369,11 +387,12 @@ class LatentModel(nn.Module):
         z2, total, count = post["z2"][:, :-1], actions.new_zeros(()), actions.new_zeros(())
         for k in range(1, min(self.cfg.predictive_reward_horizon, T - 1) + 1):
             n = T - k  # rollouts that start at t = 0 .. T-k-1 reach frame t+k inside the sequence
-            z2, a = z2[:, :n], self.action_input(actions[:, k - 1:k - 1 + n])
+            a_raw = actions[:, k - 1:k - 1 + n]
+            z2, a = z2[:, :n], self.action_input(a_raw)
             mu1, std1 = self.z1_prior(torch.cat([z2, a], -1))
             z1 = mu1 + std1 * torch.randn_like(std1)
             mu2, std2 = self.z2_transition(torch.cat([z1, z2, a], -1))
-            z2 = mu2 + std2 * torch.randn_like(std2)
+            z2 = self.carried_z2(a_raw, z2, mu2 + std2 * torch.randn_like(std2))
             r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
             ll = gaussian_log_prob((reward_target[:, k:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
             total, count = total + (ll * mask[:, k:]).sum(), count + mask[:, k:].sum()

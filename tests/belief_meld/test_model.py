@@ -255,6 +255,35 @@ def test_episode_start_flag_marks_reset_frames_and_is_learnt():
         assert head.net[0].weight.grad[:, -1].abs().sum() > 0  # the flag's input column
 
 
+@pytest.mark.parametrize("sample", [False, True])
+def test_z2_is_carried_unchanged_over_the_reset_frame_only(sample):
+    """carry_z2_over_reset: at the reset frame (previous action all zeros, not the trial's first frame) z2
+    and its mean are the previous z2, so the jump back to the start pose cannot rewrite it; z1 still
+    reads the new image. Off (MELD), the transition draws a new z2 there."""
+    cfg = tiny_agent_config().model
+    cfg.carry_z2_over_reset = True
+    torch.manual_seed(0)
+    carrying, plain = LatentModel(cfg), LatentModel(tiny_agent_config().model)
+    plain.load_state_dict(carrying.state_dict())
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0  # the stored layout: the frame after an episode's last action
+    reset = HORIZON + 1
+    torch.manual_seed(1)
+    post = carrying.posterior(b["images"], b["actions"], b["reward_dense"], sample=sample)
+    torch.manual_seed(1)
+    ref = plain.posterior(b["images"], b["actions"], b["reward_dense"], sample=sample)
+    assert torch.equal(post["z2"][:, reset], post["z2"][:, reset - 1])
+    assert torch.equal(post["mu2"][:, reset], post["z2"][:, reset - 1])
+    assert not torch.allclose(ref["z2"][:, reset], ref["z2"][:, reset - 1])
+    for k in ("z1", "z2", "mu1"):  # identical before the reset frame; z1 there still reads the image
+        assert torch.equal(post[k][:, :reset], ref[k][:, :reset]), k
+    assert not torch.equal(post["mu1"][:, reset], post["mu1"][:, reset - 1])
+    loss, terms, _ = carrying.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    assert torch.isfinite(loss) and terms["kl"] >= 0
+    with pytest.raises(ValueError, match="carry_z2_over_reset must be true or false"):
+        ModelConfig(action_dim=2, carry_z2_over_reset="yes")
+
+
 def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode_boundary(monkeypatch):
     """predictive_reward_horizon K averages log p(r_{t+k}), k = 1..K, with z_{t+k} from the prior rolled from
     the posterior z_t on the actions taken; rollouts from episode 1's last frames pass the reset frame
