@@ -63,6 +63,9 @@ class AgentConfig:
                              f"and {self.ac_cache_refresh}")
         if self.ac_recent_trials < 0:
             raise ValueError(f"AgentConfig.ac_recent_trials must be >= 0 (0 = all stored), got {self.ac_recent_trials}")
+        if self.ac_batch == 0 and (self.ac_recent_trials or self.ac_mix is True):
+            raise ValueError("AgentConfig.ac_recent_trials and ac_mix shape the i.i.d. actor-critic updates: they need "
+                             "ac_batch > 0 (with ac_batch = 0 every SAC update is MELD's per-trial one already)")
         for name in ("privileged_critic", "ac_mix"):  # a YAML typo ("ture") must not switch one on
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")

@@ -249,7 +249,8 @@ def test_iid_updates_on_recent_trials_mixed_with_per_trial_updates(tmp_path, mon
     without_mix.run()
     assert per_trial == []
     for bad, match in (({"ac_recent_trials": -1}, "ac_recent_trials must be >= 0"),
-                       ({"ac_mix": "yes"}, "ac_mix must be true or false")):
+                       ({"ac_mix": "yes"}, "ac_mix must be true or false"),
+                       ({"ac_mix": True}, "need ac_batch > 0"), ({"ac_recent_trials": 4}, "need ac_batch > 0")):
         with pytest.raises(ValueError, match=match):
             Trainer(_cfg(agent={**TINY, **bad}), tmp_path / "bad", env, env.tasks)
 
