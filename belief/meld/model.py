@@ -285,7 +285,8 @@ class LatentModel(nn.Module):
         mu2_n = self.carried_z2(a_raw, z2_prev, mu2_n)  # the belief's mean is the carried z2 there
         mu2, std2 = torch.where(first, mu2_f, mu2_n), torch.where(first, std2_f, std2_n)
         z2 = mu2 if noise2 is None else mu2 + std2 * noise2
-        z2 = torch.where(first, z2, self.carried_z2(a_raw, z2_prev, z2))  # carried without noise
+        if self.carry_z2_over_reset:  # carried without noise (skipped entirely in plain MELD's step)
+            z2 = torch.where(first, z2, self.carried_z2(a_raw, z2_prev, z2))
         return mu1, std1, z1, mu2, std2, z2
 
     # --- whole sequences --------------------------------------------------------------------------
