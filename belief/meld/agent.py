@@ -61,8 +61,10 @@ class AgentConfig:
         if self.ac_batch < 0 or self.ac_cache_refresh < 1:
             raise ValueError(f"AgentConfig.ac_batch must be >= 0 and ac_cache_refresh >= 1, got {self.ac_batch} "
                              f"and {self.ac_cache_refresh}")
-        if self.ac_recent_trials < 0:
-            raise ValueError(f"AgentConfig.ac_recent_trials must be >= 0 (0 = all stored), got {self.ac_recent_trials}")
+        if isinstance(self.ac_recent_trials, bool) or not isinstance(self.ac_recent_trials, int) \
+                or self.ac_recent_trials < 0:
+            raise ValueError(f"AgentConfig.ac_recent_trials must be a whole number >= 0 (0 = all stored), got "
+                             f"{self.ac_recent_trials!r}")
         if self.ac_batch == 0 and (self.ac_recent_trials or self.ac_mix is True):
             raise ValueError("AgentConfig.ac_recent_trials and ac_mix shape the i.i.d. actor-critic updates: they need "
                              "ac_batch > 0 (with ac_batch = 0 every SAC update is MELD's per-trial one already)")

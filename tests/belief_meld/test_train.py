@@ -245,10 +245,12 @@ def test_iid_updates_on_recent_trials_mixed_with_per_trial_updates(tmp_path, mon
     without_mix = Trainer(_cfg(iterations=1, agent={**agent, "ac_mix": False}, task_label="goal"),
                           tmp_path / "no_mix", env, env.tasks)
     per_trial.clear()
-    monkeypatch.setattr(without_mix.agent, "actor_critic_step", lambda *a: per_trial.append(1) or original_step(*a))
+    own_step = without_mix.agent.actor_critic_step
+    monkeypatch.setattr(without_mix.agent, "actor_critic_step", lambda *a: per_trial.append(1) or own_step(*a))
     without_mix.run()
     assert per_trial == []
-    for bad, match in (({"ac_recent_trials": -1}, "ac_recent_trials must be >= 0"),
+    for bad, match in (({"ac_recent_trials": -1}, "ac_recent_trials must be a whole number >= 0"),
+                       ({"ac_recent_trials": 2.5}, "ac_recent_trials must be a whole number >= 0"),
                        ({"ac_mix": "yes"}, "ac_mix must be true or false"),
                        ({"ac_mix": True}, "need ac_batch > 0"), ({"ac_recent_trials": 4}, "need ac_batch > 0")):
         with pytest.raises(ValueError, match=match):
