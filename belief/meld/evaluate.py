@@ -57,19 +57,20 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
 
 
 def task_id_accuracy(model, trials, labels: list[int], horizon: int) -> dict[str, list[float]]:
-    """How often the task-identification head names the task from the belief (mu2) at the first and
-    the last frame of each episode, over evaluated trials: does episode 2 start knowing the port?"""
+    """How often the task-identification head names the task from the belief (mu2, or mu_c with a task
+    latent) at the first and the last frame of each episode, over evaluated trials: does episode 2 start
+    knowing the port?"""
     import torch
 
     from belief.meld.model import belief_columns
 
-    mu2_cols = belief_columns(model.z1_dim, model.z2_dim)["mu2"]
+    read = belief_columns(model.z1_dim, model.z2_dim, model.task_latent_dim)["mu_c" if model.task_latent_dim else "mu2"]
     L = horizon + 1
     hits = []
     for res, label in zip(trials, labels, strict=True):
-        mu2 = torch.as_tensor(res.beliefs[:, mu2_cols]).to(next(model.parameters()).device)
+        x = torch.as_tensor(res.beliefs[:, read]).to(next(model.parameters()).device)
         with torch.no_grad():
-            _, acc = model.task_id_terms(mu2.unsqueeze(0), torch.tensor([label], device=mu2.device))
+            _, acc = model.task_id_terms(x.unsqueeze(0), torch.tensor([label], device=x.device))
         acc = acc[0].cpu().numpy()
         hits.append([[acc[e * L], acc[e * L + horizon]] for e in range(len(res.episode_success))])
     h = np.asarray(hits, float).mean(0)  # (episodes, 2)

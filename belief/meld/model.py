@@ -82,6 +82,14 @@ class ModelConfig:
     # back to its start pose), but that jump cannot rewrite the slow latent that holds the task. The same
     # rule applies to the open-loop rollouts of the predictive reward term. False = MELD.
     carry_z2_over_reset: bool = False
+    # size of a task latent c held beside z1/z2 for the whole trial (PEARL's permutation-invariant
+    # context posterior, filtered): every frame adds one Gaussian factor N(mu_i, std_i) from its features
+    # and previous action, and q(c_t) is the product of N(0, I) with the factors of frames 0..t. Sums
+    # only grow, so no transition and no reset can rewrite what earlier frames said about the task.
+    # c joins the reward decoder's input (and the predictive rollouts', fixed over the rollout), the task
+    # head reads its mean instead of mu2, and (mu_c, std_c) join the belief. KL(q(c_T) || N(0, I)) enters
+    # the ELBO once per trial (divided by its length, like the per-frame terms). 0 = MELD.
+    task_latent_dim: int = 0
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -105,6 +113,10 @@ class ModelConfig:
         for name in ("episode_start_input", "carry_z2_over_reset"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.task_latent_dim, bool) or not isinstance(self.task_latent_dim, int) \
+                or self.task_latent_dim < 0:
+            raise ValueError(f"ModelConfig.task_latent_dim must be a whole number >= 0 (0 = MELD), got "
+                             f"{self.task_latent_dim!r}")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -122,9 +134,10 @@ class ModelConfig:
 
     @property
     def belief_dim(self) -> int:
-        """Size of what the actor and critic see: (mean, std) of z1 and z2, then the task head's class
-        probabilities when task_probs_in_belief."""
-        return 2 * (self.z1_dim + self.z2_dim) + (self.task_classes if self.task_probs_in_belief else 0)
+        """Size of what the actor and critic see: (mean, std) of z1, z2 and the task latent c, then the
+        task head's class probabilities when task_probs_in_belief."""
+        return (2 * (self.z1_dim + self.z2_dim + self.task_latent_dim)
+                + (self.task_classes if self.task_probs_in_belief else 0))
 
 
 def normalise_image(images: torch.Tensor) -> torch.Tensor:
@@ -206,11 +219,21 @@ def gaussian_log_prob(x, mu, std) -> torch.Tensor:
     return (-0.5 * ((x - mu) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
-def belief_columns(z1_dim: int, z2_dim: int) -> dict[str, slice]:
-    """Where mu1, std1, mu2 and std2 sit in a belief vector (`LatentModel.belief`'s layout)."""
-    ends = np.cumsum([0, z1_dim, z1_dim, z2_dim, z2_dim])
-    return {name: slice(int(a), int(b)) for name, a, b in zip(("mu1", "std1", "mu2", "std2"), ends[:-1], ends[1:],
-                                                              strict=True)}
+def belief_columns(z1_dim: int, z2_dim: int, task_latent_dim: int = 0) -> dict[str, slice]:
+    """Where mu1, std1, mu2, std2 (and mu_c, std_c with a task latent) sit in a belief vector
+    (`LatentModel.belief`'s layout)."""
+    names, sizes = ["mu1", "std1", "mu2", "std2"], [z1_dim, z1_dim, z2_dim, z2_dim]
+    if task_latent_dim:
+        names, sizes = names + ["mu_c", "std_c"], sizes + [task_latent_dim, task_latent_dim]
+    ends = np.cumsum([0] + sizes)
+    return {name: slice(int(a), int(b)) for name, a, b in zip(names, ends[:-1], ends[1:], strict=True)}
+
+
+def task_posterior(prec_sum: torch.Tensor, wmean_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(c) = N(0, I) x prod_i N(mu_i, std_i) from the sums of the factors' precisions 1/std_i^2 and
+    precision-weighted means mu_i/std_i^2: (mean, std)."""
+    prec = 1.0 + prec_sum
+    return wmean_sum / prec, prec.rsqrt()
 
 
 class LatentModel(nn.Module):
@@ -234,10 +257,14 @@ class LatentModel(nn.Module):
         self.z1_prior = GaussianHead(z2 + a, z1, h)               # p(z1_t | z2_{t-1}, a_{t-1})
         self.z1_posterior = GaussianHead(f + z2 + a, z1, h)       # q(z1_t | x_t, z2_{t-1}, a_{t-1})
         self.z2_transition = GaussianHead(z1 + z2 + a, z2, h)     # p(z2_t | z1_t, z2_{t-1}, a_{t-1}) = q(.)
-        self.reward_decoder = GaussianHead(z1 + z2, 1, h)         # p(r_t | z1_t, z2_t)
-        # task-identification head on mu2: a training-only term, and part of the exported filter only when
+        # task-identification head on mu2 (on mu_c with a task latent): a training-only term, and part of the exported filter only when
         # task_probs_in_belief puts its probabilities in the belief
-        self.task_head = (mlp(z2, [h], cfg.task_classes, activation=_leaky)
+        self.task_latent_dim = int(cfg.task_latent_dim)
+        c = self.task_latent_dim
+        self.reward_decoder = GaussianHead(z1 + z2 + c, 1, h)     # p(r_t | z1_t, z2_t[, c_t])
+        # one factor of q(c) per frame, from what arrived (image, reward) and the action that led there
+        self.task_evidence = GaussianHead(f + a, c, h) if c else None
+        self.task_head = (mlp(c or z2, [h], cfg.task_classes, activation=_leaky)
                           if cfg.task_id_weight > 0 and cfg.task_classes > 1 else None)
         if cfg.task_probs_in_belief and self.task_head is None:
             raise ValueError("ModelConfig.task_probs_in_belief needs task_classes >= 2 (set by the trainer from "
@@ -308,20 +335,56 @@ class LatentModel(nn.Module):
             for k, v in zip(out, step, strict=True):
                 out[k].append(v)
             z2, a_prev = step[5], actions[:, t]
-        return {k: torch.stack(v, 1) for k, v in out.items()}
+        post = {k: torch.stack(v, 1) for k, v in out.items()}
+        if self.task_latent_dim:
+            a_prevs = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
+            prec, wmean = self.task_factors(feats, a_prevs)
+            post["mu_c"], post["std_c"] = task_posterior(prec.cumsum(1), wmean.cumsum(1))
+            post["c"] = post["mu_c"] + post["std_c"] * torch.randn_like(post["std_c"]) if sample else post["mu_c"]
+        return post
+
+    # --- the task latent (task_latent_dim > 0) -----------------------------------------------------
+    def task_factors(self, feat: torch.Tensor, a_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Gaussian factor of q(c) per frame from its features and previous action, as the sums
+        `task_posterior` takes: (precision 1/std^2, precision-weighted mean)."""
+        evidence = self.task_evidence
+        if evidence is None:
+            raise ValueError("task_factors needs a task latent (ModelConfig.task_latent_dim > 0)")
+        mu, std = evidence(torch.cat([feat, self.action_input(a_prev)], -1))
+        prec = std.pow(-2)
+        return prec, mu * prec
+
+    def task_step(self, feat: torch.Tensor, a_prev: torch.Tensor, sums: torch.Tensor):
+        """Add one frame's factor to the running sums `sums` = [precisions, weighted means] (..., 2c):
+        (mu_c, std_c, new sums). Zero sums are the prior N(0, I), the state at a trial's start."""
+        prec, wmean = self.task_factors(feat, a_prev)
+        c = self.task_latent_dim
+        prec, wmean = sums[..., :c] + prec, sums[..., c:] + wmean
+        mu_c, std_c = task_posterior(prec, wmean)
+        return mu_c, std_c, torch.cat([prec, wmean], -1)
+
+    def task_head_input(self, mu2: torch.Tensor, mu_c: Optional[torch.Tensor]) -> torch.Tensor:  # noqa: UP045
+        """What the task head reads: mu_c with a task latent, else mu2."""
+        if self.task_latent_dim and mu_c is not None:
+            return mu_c
+        return mu2
 
     def belief(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
         """The actor/critic input of a filtered sequence (`belief_vector` of its posterior parameters)."""
-        return self.belief_vector(post["mu1"], post["std1"], post["mu2"], post["std2"])
+        return self.belief_vector(post["mu1"], post["std1"], post["mu2"], post["std2"], post.get("mu_c"),
+                                  post.get("std_c"))
 
-    def belief_vector(self, mu1: torch.Tensor, std1: torch.Tensor, mu2: torch.Tensor,
-                      std2: torch.Tensor) -> torch.Tensor:
-        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2), see `belief_columns`,
-        then the task head's class probabilities when task_probs_in_belief."""
+    def belief_vector(self, mu1: torch.Tensor, std1: torch.Tensor, mu2: torch.Tensor, std2: torch.Tensor,
+                      mu_c: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
+                      std_c: Optional[torch.Tensor] = None) -> torch.Tensor:  # noqa: UP045
+        """The actor/critic input: posterior parameters (mu1, std1, mu2, std2[, mu_c, std_c]), see
+        `belief_columns`, then the task head's class probabilities when task_probs_in_belief."""
         parts = [mu1, std1, mu2, std2]
+        if mu_c is not None and std_c is not None:
+            parts += [mu_c, std_c]
         head = self.task_head
         if self.task_probs_in_belief and head is not None:
-            parts.append(torch.softmax(head(mu2), -1))
+            parts.append(torch.softmax(head(self.task_head_input(mu2, mu_c)), -1))
         return torch.cat(parts, -1)
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
@@ -340,6 +403,11 @@ class LatentModel(nn.Module):
         mu1p, std1p = torch.cat([mu1p0, mu1p], 1), torch.cat([std1p0, std1p], 1)
         kl = gaussian_kl(post["mu1"], post["std1"], mu1p, std1p)  # (B, T)
         z = torch.cat([post["z1"], post["z2"]], -1)
+        if self.task_latent_dim:
+            # the trial's one KL for its one task latent, spread over its frames like the per-step terms
+            kl_c = gaussian_kl(post["mu_c"][:, -1], post["std_c"][:, -1], torch.zeros_like(post["mu_c"][:, -1]),
+                               torch.ones_like(post["std_c"][:, -1]))
+            kl = kl + (kl_c / T).unsqueeze(1)
         z_img, img = z, images
         if 0 < self.cfg.decoded_frames < T:
             frames = torch.randperm(T, device=z.device)[: self.cfg.decoded_frames]
@@ -348,7 +416,7 @@ class LatentModel(nn.Module):
         target = normalise_image(img)
         img_ll = gaussian_log_prob(recon.flatten(-3), target.flatten(-3),
                                    torch.full_like(recon.flatten(-3), self.cfg.decoder_std))
-        r_mu, r_std = self.reward_decoder(z)
+        r_mu, r_std = self.reward_decoder(z if not self.task_latent_dim else torch.cat([z, post["c"]], -1))
         r_ll = gaussian_log_prob((reward_target * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
         mask = torch.ones_like(r_ll) if reward_mask is None else reward_mask.float()
         r_ll_mean = (r_ll * mask).sum() / mask.sum().clamp_min(1.0)
@@ -368,23 +436,26 @@ class LatentModel(nn.Module):
         if self.task_head is not None:
             if task_labels is None:
                 raise ValueError("the task-identification term (task_id_weight > 0) needs task_labels")
-            ce, acc = self.task_id_terms(post["mu2"], task_labels)
+            ce, acc = self.task_id_terms(self.task_head_input(post["mu2"], post.get("mu_c")), task_labels)
             terms["task_id_ce"], terms["task_id_acc"] = ce.mean(), acc.mean()
             loss = loss + self.cfg.task_id_weight * terms["task_id_ce"]
         return loss, terms, post
 
-    def task_id_terms(self, mu2: torch.Tensor, task_labels: torch.Tensor):
-        """Per-frame cross-entropy and accuracy (B, T) of the task head on mu2 (B, T, z2) vs labels (B,)."""
-        logits = self.task_head(mu2)
+    def task_id_terms(self, head_input: torch.Tensor, task_labels: torch.Tensor):
+        """Per-frame cross-entropy and accuracy (B, T) of the task head on its input (B, T, dim): mu2, or
+        mu_c with a task latent (`task_head_input`), vs labels (B,)."""
+        logits = self.task_head(head_input)
         labels = task_labels.long().reshape(-1, 1).expand(logits.shape[:2])
         ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").reshape(labels.shape)
         return ce, (logits.argmax(-1) == labels).float()
 
     def _predictive_reward_log_lik(self, post, actions, reward_target, mask):
         """Mean log-likelihood of r_{t+k}, k = 1..predictive_reward_horizon, under z_{t+k} sampled from the
-        dynamics prior rolled open loop from the posterior z_t with the actions taken; averaged over every
-        (t, k) whose frame t+k carries a real reward (`mask`)."""
+        dynamics prior rolled open loop from the posterior z_t with the actions taken (and the task latent
+        c_t held fixed: no new evidence on the way); averaged over every (t, k) whose frame t+k carries a
+        real reward (`mask`)."""
         T = actions.shape[1]
+        c = post.get("c")
         z2, total, count = post["z2"][:, :-1], actions.new_zeros(()), actions.new_zeros(())
         for k in range(1, min(self.cfg.predictive_reward_horizon, T - 1) + 1):
             n = T - k  # rollouts that start at t = 0 .. T-k-1 reach frame t+k inside the sequence
@@ -394,16 +465,15 @@ class LatentModel(nn.Module):
             z1 = mu1 + std1 * torch.randn_like(std1)
             mu2, std2 = self.z2_transition(torch.cat([z1, z2, a], -1))
             z2 = self.carried_z2(a_raw, z2, mu2 + std2 * torch.randn_like(std2))
-            r_mu, r_std = self.reward_decoder(torch.cat([z1, z2], -1))
+            r_mu, r_std = self.reward_decoder(torch.cat([z1, z2] if c is None else [z1, z2, c[:, :n]], -1))
             ll = gaussian_log_prob((reward_target[:, k:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)
             total, count = total + (ll * mask[:, k:]).sum(), count + mask[:, k:].sum()
         return total / count.clamp_min(1.0)
 
-    def decode_reward(self, mu1, std1, mu2, std2, n_samples: int = 16):
+    def decode_reward(self, mu1, std1, mu2, std2, mu_c=None, std_c=None, n_samples: int = 16):
         """Reconstructed reward under the belief: mean and total variance over latent samples (unscaled)."""
-        eps1 = torch.randn(n_samples, *mu1.shape, device=mu1.device)
-        eps2 = torch.randn(n_samples, *mu2.shape, device=mu2.device)
-        z = torch.cat([mu1 + std1 * eps1, mu2 + std2 * eps2], -1)
+        parts = [(mu1, std1), (mu2, std2)] + ([(mu_c, std_c)] if self.task_latent_dim else [])
+        z = torch.cat([mu + std * torch.randn(n_samples, *mu.shape, device=mu.device) for mu, std in parts], -1)
         r_mu, r_std = self.reward_decoder(z)
         r_mu, r_std = r_mu.squeeze(-1) / self.cfg.reward_scale, r_std.squeeze(-1) / self.cfg.reward_scale
         mean = r_mu.mean(0)

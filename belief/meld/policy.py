@@ -1,6 +1,7 @@
 """The per-step MELD policy: filter one (image, prev_action, reward) into the belief, then act on it.
 
-Explicit state (float32): ``[first_flag, z2]`` -- the only thing the filter carries between steps.
+Explicit state (float32): ``[first_flag, z2]`` -- the only thing the filter carries between steps --
+then, with a task latent, the running sums of its factors' precisions and weighted means (2 x c).
 ``first_flag`` is 1 at the start of a trial (first-step posterior q(z1|x_0), p(z2|z1)), then 0. The belief
 is *not* reset at episode boundaries inside a trial: that is how episode 2 knows which port was right.
 `step` is deterministic (posterior means as latents, mean action tanh(mu)); `step_sampled` draws the
@@ -9,6 +10,8 @@ the exported module agree.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import nn
@@ -27,7 +30,8 @@ class MeldPolicy(nn.Module):
         self.log_std_min, self.log_std_max = float(LOG_STD_MIN), float(LOG_STD_MAX)
         self.z2_dim = model.z2_dim
         self.z1_dim = model.z1_dim
-        self.state_dim = 1 + model.z2_dim
+        self.task_latent_dim = model.task_latent_dim
+        self.state_dim = 1 + model.z2_dim + 2 * model.task_latent_dim
 
     @torch.jit.export
     def initial_state(self) -> torch.Tensor:
@@ -39,12 +43,26 @@ class MeldPolicy(nn.Module):
     def belief(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
                state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Deterministic filter step: (belief (belief_dim,), new state)."""
+        return self._filter(obs, prev_action, reward, state, None, None)
+
+    def _filter(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor, state: torch.Tensor,
+                noise1: Optional[torch.Tensor], noise2: Optional[torch.Tensor]  # noqa: UP045 (TorchScript)
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One filter step (means when the noises are None): (belief (belief_dim,), new state)."""
         feat = self.model.features(obs.unsqueeze(0), reward.reshape(1))
         first = state[0:1] > 0.5
+        z2_end = 1 + self.z2_dim
+        a_prev = prev_action.unsqueeze(0)
         mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
-            feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, None, None)
-        belief = self.model.belief_vector(mu1, std1, mu2, std2)[0]
-        return belief, torch.cat([torch.zeros(1, device=z2.device), z2[0]])
+            feat, state[1:z2_end].unsqueeze(0), a_prev, first, noise1, noise2)
+        parts = [torch.zeros(1, device=z2.device), z2[0]]
+        mu_c: Optional[torch.Tensor] = None  # noqa: UP045
+        std_c: Optional[torch.Tensor] = None  # noqa: UP045
+        if self.task_latent_dim > 0:
+            mu_c, std_c, sums = self.model.task_step(feat, a_prev, state[z2_end:].unsqueeze(0))
+            parts.append(sums[0])
+        belief = self.model.belief_vector(mu1, std1, mu2, std2, mu_c, std_c)[0]
+        return belief, torch.cat(parts)
 
     @torch.jit.export
     def act(self, belief: torch.Tensor) -> torch.Tensor:
@@ -65,14 +83,10 @@ class MeldPolicy(nn.Module):
     def step_sampled(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
                      state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stochastic step for data collection: sampled latents and action. (action, state, belief)."""
-        feat = self.model.features(obs.unsqueeze(0), reward.reshape(1))
-        first = state[0:1] > 0.5
-        n1 = torch.randn(1, self.z1_dim, device=feat.device)
-        n2 = torch.randn(1, self.z2_dim, device=feat.device)
-        mu1, std1, z1, mu2, std2, z2 = self.model.filter_step(
-            feat, state[1:].unsqueeze(0), prev_action.unsqueeze(0), first, n1, n2)
-        belief = self.model.belief_vector(mu1, std1, mu2, std2)[0]
+        n1 = torch.randn(1, self.z1_dim, device=state.device)
+        n2 = torch.randn(1, self.z2_dim, device=state.device)
+        belief, new_state = self._filter(obs, prev_action, reward, state, n1, n2)
         mean, log_std = self.actor_net(belief).chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
-        return action, torch.cat([torch.zeros(1, device=z2.device), z2[0]]), belief
+        return action, new_state, belief

@@ -158,7 +158,8 @@ def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(f, [r["belief"] for r in rows], "bo-", label="from the belief")
     if all("memory" in r for r in rows):
-        ax.plot(f, [r["memory"] for r in rows], "c^-", label="from its memory part (mu2) alone")
+        ax.plot(f, [r["memory"] for r in rows], "c^-",
+                label=f"from its memory part ({result.get('memory_part', 'mu2')}) alone")
     ax.plot(f, [r["reward_history"] for r in rows], "ks--", label="from the rewards so far")
     ax.plot(f, [r["chance"] for r in rows], "r:", label="chance (majority label)")
     for e in range(1, max(f) // (horizon + 1) + 1):
@@ -281,8 +282,12 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     horizon = T // cfg.episodes - 1
     frames = frames or sorted({f for f in (0, 1, 5, horizon // 2, horizon, horizon + 1, horizon + 6, T - 1)
                                if f < T})  # short trials (tests, toy envs) drop the late picks
-    memory = belief_columns(cfg.agent.model.z1_dim, cfg.agent.model.z2_dim)["mu2"]
+    # the part that should hold the task across frames: mu2, or the task latent's mean when there is one
+    m = cfg.agent.model
+    memory_name = "mu_c" if m.task_latent_dim else "mu2"
+    memory = belief_columns(m.z1_dim, m.z2_dim, m.task_latent_dim)[memory_name]
     result = task_probe(beliefs, rewards, labels, ids, frames, memory=memory)
+    result["memory_part"] = memory_name
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
@@ -301,7 +306,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
                     f"{result['n_tasks']} tasks, "
                     f"{result['env_steps']} env steps)")
     for r in result["frames"]:
-        print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  its mu2 alone {r['memory']:.2f}  "
+        print(f"frame {r['frame']:3d}: belief {r['belief']:.2f}  its {result['memory_part']} alone {r['memory']:.2f}  "
               f"rewards so far {r['reward_history']:.2f}  chance {r['chance']:.2f}")
     sens = result["reward_sensitivity"]
     print(f"reward sensitivity: another task's rewards move mu2 by {sens['mu2_change']:.3f}, "

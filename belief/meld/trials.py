@@ -109,7 +109,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         if decode_reward:
             with torch.no_grad():
                 b = torch.as_tensor(result.beliefs, device=device)
-                cols = belief_columns(policy.z1_dim, policy.z2_dim)
-                mean, var = policy.model.decode_reward(*(b[:, cols[k]] for k in ("mu1", "std1", "mu2", "std2")))
+                cols = belief_columns(policy.z1_dim, policy.z2_dim, policy.task_latent_dim)
+                mean, var = policy.model.decode_reward(*(b[:, cols[k]] for k in cols))
             result.reward_mean, result.reward_var = mean.cpu().numpy(), var.cpu().numpy()
     return result

@@ -23,7 +23,8 @@ def test_exported_policy_replays_an_evaluation_trial(agent, fake_env, tmp_path, 
     meta = build_metadata(agent.cfg, ENV_META, policy.state_dim)
     path = export_policy(policy, meta, tmp_path / f"meld{suffix}")
     loaded = LoadedPolicy(path)
-    assert loaded.metadata.algo == "meld" and loaded.metadata.state_dim == 1 + agent.cfg.model.z2_dim
+    assert loaded.metadata.algo == "meld" and loaded.metadata.state_dim == (
+        1 + agent.cfg.model.z2_dim + 2 * agent.cfg.model.task_latent_dim)
     assert loaded.metadata.reward_topic == "reward/shaped"
     state = loaded.initial_state()
     L = HORIZON + 1

@@ -387,3 +387,53 @@ def test_task_probabilities_join_the_belief_the_actor_sees():
         type(cfg)(task_id_weight=1.0, task_probs_in_belief="yes")
     with pytest.raises(ValueError, match="task_probs_in_belief needs task_classes >= 2"):
         LatentModel(type(cfg)(task_id_weight=1.0, task_probs_in_belief=True))  # the trainer never set the classes
+
+
+def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
+    """task_latent_dim: q(c_t) is N(0, I) times one Gaussian factor per frame 0..t, so its precision only
+    grows (the reset frame adds evidence, it cannot erase any), the frames' order does not matter, c
+    enters the reward decoder, the task head reads mu_c, and the trial's KL(q(c_T) || N(0, I)) is in
+    the ELBO's kl term."""
+    from belief.meld.model import belief_columns, task_posterior
+
+    cfg = tiny_agent_config().model
+    cfg.task_latent_dim, cfg.task_id_weight, cfg.task_classes = 4, 1.0, 4
+    torch.manual_seed(0)
+    model = LatentModel(cfg)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0
+    with torch.no_grad():
+        post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+        feats = model.features(b["images"], b["reward_dense"])
+        a_prev = torch.cat([torch.zeros_like(b["actions"][:, :1]), b["actions"][:, :-1]], 1)
+        prec, wmean = model.task_factors(feats, a_prev)
+        t = HORIZON + 2
+        mu, std = task_posterior(prec[:, :t + 1].sum(1), wmean[:, :t + 1].sum(1))
+        order = torch.randperm(t + 1)
+        mu_p, _ = task_posterior(prec[:, order].sum(1), wmean[:, order].sum(1))
+    assert torch.allclose(post["mu_c"][:, t], mu, atol=1e-5) and torch.allclose(post["std_c"][:, t], std, atol=1e-6)
+    assert torch.allclose(mu_p, mu, atol=1e-5)
+    assert (post["std_c"][:, 1:] < post["std_c"][:, :-1]).all()  # every frame, the reset frame included
+    cols = belief_columns(cfg.z1_dim, cfg.z2_dim, cfg.task_latent_dim)
+    belief = model.belief(post)
+    assert belief.shape[-1] == cfg.belief_dim and torch.equal(belief[..., cols["mu_c"]], post["mu_c"])
+    # the KL term holds the task latent's: the same trial's kl without it is smaller by KL_c / T
+    torch.manual_seed(1)
+    loss, terms, p = model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"],
+                                task_labels=b["task_label"])
+    T = b["actions"].shape[1]
+    with torch.no_grad():
+        mu1p, std1p = model.z1_prior(torch.cat([p["z2"][:, :-1], b["actions"][:, :-1]], -1))
+        kl1 = gaussian_kl(p["mu1"][:, 1:], p["std1"][:, 1:], mu1p, std1p).sum(1) + gaussian_kl(
+            p["mu1"][:, 0], p["std1"][:, 0], torch.zeros(3), torch.ones(3))
+        kl_c = gaussian_kl(p["mu_c"][:, -1], p["std_c"][:, -1], torch.zeros(4), torch.ones(4))
+    assert kl_c.min() > 0
+    assert torch.allclose(terms["kl"], (kl1 + kl_c).mean() / T, atol=1e-5)
+    loss.backward()
+    for head in (model.task_evidence, model.reward_decoder, model.task_head):
+        assert all(q.grad is not None and q.grad.abs().sum() > 0 for q in head.parameters())
+    assert model.reward_decoder.net[0].weight.grad[:, -4:].abs().sum() > 0  # c's input columns
+    assert model.task_head[0].in_features == 4  # reads mu_c, not mu2
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="task_latent_dim must be a whole number"):
+            ModelConfig(action_dim=2, task_latent_dim=bad)
