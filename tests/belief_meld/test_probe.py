@@ -198,10 +198,14 @@ def test_actor_task_sensitivity_measures_how_much_the_action_reads_the_task_prob
                for r in actor_task_sensitivity(_ProbabilityFollowingActor(0.0), beliefs, 2, [0]))
 
 
-def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path):
-    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}}
+@pytest.mark.parametrize("task_latent_dim", [0, 3])
+def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path, task_latent_dim):
+    """With a task latent the head reads mu_c, and the probe's memory part is mu_c, not mu2."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "task_latent_dim": task_latent_dim}}
     _, tasks = _trained_on_four_goals(tmp_path / "probs", agent=agent, task_label="side")
     result = probe_checkpoint(tmp_path / "probs" / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks)
+    assert result["memory_part"] == ("mu_c" if task_latent_dim else "mu2")
     assert [r["frame"] for r in result["actor"]] == [0, 7] and "critic" not in result
     assert all(r["action_move_over_classes"] >= 0 and 0 < r["head_confidence"] <= 1 for r in result["actor"])
 
