@@ -26,6 +26,24 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: type[nn.Mo
     return nn.Sequential(*layers)
 
 
+class GatedExperts(nn.Module):
+    """`experts` MLP heads mixed by the probabilities in the input's last `experts` columns:
+    out = sum_k p_k head_k(x). A task-conditioned net whose output cannot ignore the task probabilities
+    (a plain MLP may learn to, when they carry little signal early in training)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, experts: int,
+                 activation: type[nn.Module] = nn.ReLU, out_scale: float | None = None):
+        super().__init__()
+        if not 2 <= experts <= in_dim:
+            raise ValueError(f"GatedExperts needs 2 <= experts <= in_dim ({in_dim}), got {experts}")
+        self.experts, self.out_dim = experts, out_dim
+        self.heads = mlp(in_dim, hidden, experts * out_dim, activation, out_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.heads(x).reshape(list(x.shape[:-1]) + [self.experts, self.out_dim])
+        return (x[..., -self.experts:].unsqueeze(-1) * outs).sum(-2)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, in place."""
     with torch.no_grad():

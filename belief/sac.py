@@ -69,10 +69,12 @@ def _log1m_tanh_sq(pre: Tensor) -> Tensor:
 class TanhGaussianActor(nn.Module):
     """pi(a | features) = tanh(N(mu, sigma)); actions in (-1, 1)."""
 
-    def __init__(self, feature_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, feature_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256),
+                 net: nn.Module | None = None):
+        """`net` (features -> 2 x action_dim: means, log-stds) replaces the default MLP."""
         super().__init__()
         self.action_dim = action_dim
-        self.net = mlp(feature_dim, hidden, 2 * action_dim, out_scale=1e-3)
+        self.net = net if net is not None else mlp(feature_dim, hidden, 2 * action_dim, out_scale=1e-3)
 
     def stats(self, features: Tensor) -> tuple[Tensor, Tensor]:
         mean, log_std = self.net(features).chunk(2, dim=-1)
@@ -117,13 +119,14 @@ class SAC(nn.Module):
     """Actor, twin critic, target critic, temperature and their optimisers."""
 
     def __init__(self, feature_dim: int, action_dim: int, config: SACConfig | None = None,
-                 critic_feature_dim: int | None = None):
+                 critic_feature_dim: int | None = None, actor_net: nn.Module | None = None):
+        """`actor_net` replaces the actor's default MLP (see TanhGaussianActor)."""
         super().__init__()
         cfg = config or SACConfig()
         self.config = cfg
         self.feature_dim, self.action_dim = feature_dim, action_dim
         self.critic_feature_dim = feature_dim if critic_feature_dim is None else critic_feature_dim
-        self.actor = TanhGaussianActor(feature_dim, action_dim, cfg.hidden)
+        self.actor = TanhGaussianActor(feature_dim, action_dim, cfg.hidden, actor_net)
         self.critic = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
         self.critic_target = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from belief.meld.model import LatentModel, ModelConfig
+from belief.networks import GatedExperts
 from belief.sac import SAC, SACConfig
 
 REWARD_KINDS = ("dense", "sparse")
@@ -47,6 +48,11 @@ class AgentConfig:
     # (the refit that worked started from an actor trained the MELD way; i.i.d. alone from scratch did not)
     ac_recent_trials: int = 0
     ac_mix: bool = False
+    # the actor as one head per task class mixed by the task head's probabilities (the belief's last
+    # columns, task_probs_in_belief): sum_k p_k head_k(belief). A plain MLP actor learnt to ignore those
+    # probabilities (its action moved 1-3 % of its spread when they named another port, docs/meld.md);
+    # this one acts as the expert of the port the belief names, and blends them while it is unsure
+    task_gated_actor: bool = False
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -68,7 +74,10 @@ class AgentConfig:
         if self.ac_batch == 0 and (self.ac_recent_trials or self.ac_mix is True):
             raise ValueError("AgentConfig.ac_recent_trials and ac_mix shape the i.i.d. actor-critic updates: they need "
                              "ac_batch > 0 (with ac_batch = 0 every SAC update is MELD's per-trial one already)")
-        for name in ("privileged_critic", "ac_mix"):  # a YAML typo ("ture") must not switch one on
+        if self.task_gated_actor is True and not self.model.task_probs_in_belief:
+            raise ValueError("AgentConfig.task_gated_actor mixes its heads by the task head's probabilities: it "
+                             "needs model.task_probs_in_belief (and task_id_weight > 0)")
+        for name in ("privileged_critic", "ac_mix", "task_gated_actor"):  # a YAML typo ("ture") must not switch one on
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -111,7 +120,10 @@ class MeldAgent:
                              f"set by the trainer from the task set), got {cfg.critic_task_dim}")
         self.model = LatentModel(cfg.model).to(self.device)
         critic_dim = cfg.model.belief_dim + (cfg.critic_task_dim if cfg.privileged_critic else 0)
-        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim).to(self.device)
+        actor_net = (GatedExperts(cfg.model.belief_dim, cfg.sac.hidden, 2 * cfg.model.action_dim, cfg.model.task_classes,
+                                  out_scale=1e-3) if cfg.task_gated_actor else None)
+        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim,
+                       actor_net=actor_net).to(self.device)
         # SAC's optimisers were built before .to(); Adam state is lazily created so the params are the same
         self.model_optim = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
         cur, nxt, done = transition_indices(episodes, horizon)

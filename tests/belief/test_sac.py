@@ -110,3 +110,31 @@ def test_asymmetric_critic_teaches_an_actor_that_sees_other_features():
     assert sac.actor.act_mean(probe).squeeze(-1).tolist() == pytest.approx([0.5, -0.5], abs=0.15)
     with pytest.raises(ValueError, match="actor_obs and next_actor_obs"):
         sac.update(task, act, rew, task, torch.ones(64, 1), actor_obs=actor_obs)
+
+
+def test_gated_experts_actor_acts_as_the_expert_its_probabilities_name():
+    """GatedExperts as the actor's net: with one-hot probabilities in the last columns the output is that
+    expert's head alone, in between it is their probability-weighted mix; a bandit whose optimum
+    depends on which probability is 1 is learnt through the critic."""
+    from belief.networks import GatedExperts
+
+    torch.manual_seed(0)
+    net = GatedExperts(4, (16,), 2, experts=2)
+    x = torch.tensor([[0.3, -0.2, 1.0, 0.0], [0.3, -0.2, 0.0, 1.0], [0.3, -0.2, 0.25, 0.75]])
+    heads = net.heads(x).reshape(3, 2, 2)
+    out = net(x)
+    assert torch.allclose(out[0], heads[0, 0]) and torch.allclose(out[1], heads[1, 1])
+    assert torch.allclose(out[2], 0.25 * heads[2, 0] + 0.75 * heads[2, 1])
+    with pytest.raises(ValueError, match="experts"):
+        GatedExperts(4, (16,), 2, experts=1)
+    sac = SAC(3, 1, SACConfig(hidden=(32, 32), gamma=0.5, actor_lr=1e-2, critic_lr=1e-2, alpha=0.01),
+              actor_net=GatedExperts(3, (32, 32), 2, experts=2, out_scale=1e-3))
+    assert sac.actor.net is not None and isinstance(sac.actor.net, GatedExperts)
+    for _ in range(300):
+        k = torch.randint(0, 2, (64,))
+        obs = torch.cat([torch.randn(64, 1), torch.nn.functional.one_hot(k, 2).float()], -1)
+        act = torch.rand(64, 1) * 2 - 1
+        rew = -(act - (k.float() - 0.5).unsqueeze(-1)).pow(2)  # optimum -0.5 for expert 0, +0.5 for expert 1
+        sac.update(obs, act, rew, obs, torch.ones(64, 1))
+    probe = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert sac.actor.act_mean(probe).squeeze(-1).tolist() == pytest.approx([-0.5, 0.5], abs=0.15)

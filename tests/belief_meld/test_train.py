@@ -184,14 +184,20 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
 
 
-def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path):
+@pytest.mark.parametrize("task_latent_dim", [0, 2])
+def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, task_latent_dim):
     """task_probs_in_belief: the trainer sets the classes before the actor is built, so the actor, the
-    critic and the exported step all take the posterior parameters plus the 4 class probabilities."""
-    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}}
+    critic and the exported step all take the posterior parameters plus the 4 class probabilities.
+    With a task latent (2) its (mean, std) join them, and task_gated_actor gives the actor 4 heads."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "task_latent_dim": task_latent_dim}, "task_gated_actor": task_latent_dim > 0}
     env = FakeImageEnv(episode_steps=3)
     trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
-    base = 2 * (3 + 5)
-    assert trainer.agent.sac.actor.net[0].in_features == base + 4 == trainer.agent.cfg.model.belief_dim
+    base = 2 * (3 + 5 + task_latent_dim)
+    net = trainer.agent.sac.actor.net
+    first = net.heads[0] if task_latent_dim else net[0]
+    assert first.in_features == base + 4 == trainer.agent.cfg.model.belief_dim
+    assert getattr(net, "experts", None) == (4 if task_latent_dim else None)
     trainer.run()
     env = FakeImageEnv(episode_steps=3)
     table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks)
@@ -252,7 +258,9 @@ def test_iid_updates_on_recent_trials_mixed_with_per_trial_updates(tmp_path, mon
     for bad, match in (({"ac_recent_trials": -1}, "ac_recent_trials must be a whole number >= 0"),
                        ({"ac_recent_trials": 2.5}, "ac_recent_trials must be a whole number >= 0"),
                        ({"ac_mix": "yes"}, "ac_mix must be true or false"),
-                       ({"ac_mix": True}, "need ac_batch > 0"), ({"ac_recent_trials": 4}, "need ac_batch > 0")):
+                       ({"ac_mix": True}, "need ac_batch > 0"), ({"ac_recent_trials": 4}, "need ac_batch > 0"),
+                       ({"task_gated_actor": True}, "needs model.task_probs_in_belief"),
+                       ({"task_gated_actor": "yes"}, "task_gated_actor must be true or false")):
         with pytest.raises(ValueError, match=match):
             Trainer(_cfg(agent={**TINY, **bad}), tmp_path / "bad", env, env.tasks)
 
