@@ -111,6 +111,15 @@ def reward_mask(episodes: int, horizon: int) -> np.ndarray:
     return mask
 
 
+def build_sac(cfg: AgentConfig) -> SAC:
+    """The agent's SAC: actor on the belief (gated by the task probabilities with task_gated_actor),
+    critic on the belief plus, with privileged_critic, the task descriptor."""
+    critic_dim = cfg.model.belief_dim + (cfg.critic_task_dim if cfg.privileged_critic else 0)
+    actor_net = (GatedExperts(cfg.model.belief_dim, cfg.sac.hidden, 2 * cfg.model.action_dim, cfg.model.task_classes,
+                              out_scale=1e-3) if cfg.task_gated_actor else None)
+    return SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim, actor_net=actor_net)
+
+
 class MeldAgent:
     def __init__(self, cfg: AgentConfig, episodes: int, horizon: int, device: str = "cpu"):
         self.cfg, self.episodes, self.horizon = cfg, episodes, horizon
@@ -119,11 +128,7 @@ class MeldAgent:
             raise ValueError("AgentConfig.privileged_critic needs critic_task_dim >= 1 (the task descriptor size, "
                              f"set by the trainer from the task set), got {cfg.critic_task_dim}")
         self.model = LatentModel(cfg.model).to(self.device)
-        critic_dim = cfg.model.belief_dim + (cfg.critic_task_dim if cfg.privileged_critic else 0)
-        actor_net = (GatedExperts(cfg.model.belief_dim, cfg.sac.hidden, 2 * cfg.model.action_dim, cfg.model.task_classes,
-                                  out_scale=1e-3) if cfg.task_gated_actor else None)
-        self.sac = SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim,
-                       actor_net=actor_net).to(self.device)
+        self.sac = build_sac(cfg).to(self.device)
         # SAC's optimisers were built before .to(); Adam state is lazily created so the params are the same
         self.model_optim = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
         cur, nxt, done = transition_indices(episodes, horizon)

@@ -228,11 +228,9 @@ def actor_task_sensitivity(actor, beliefs: np.ndarray, n_classes: int, frames: l
 
 def _checkpoint_sac(state: dict, cfg):
     """The checkpoint's SAC (actor and, with privileged_critic, the task-aware critic)."""
-    from belief.sac import SAC
+    from belief.meld.agent import build_sac
 
-    a = cfg.agent
-    critic_dim = a.model.belief_dim + (a.critic_task_dim if a.privileged_critic else 0)
-    sac = SAC(a.model.belief_dim, a.model.action_dim, a.sac, critic_feature_dim=critic_dim)
+    sac = build_sac(cfg.agent)
     sac.load_state_dict(state["agent"]["sac"])
     return sac
 

@@ -200,9 +200,10 @@ def test_actor_task_sensitivity_measures_how_much_the_action_reads_the_task_prob
 
 @pytest.mark.parametrize("task_latent_dim", [0, 3])
 def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path, task_latent_dim):
-    """With a task latent the head reads mu_c, and the probe's memory part is mu_c, not mu2."""
+    """With a task latent the head reads mu_c, and the probe's memory part is mu_c, not mu2; the probe
+    rebuilds a gated actor (task_gated_actor) from the checkpoint like the trainer built it."""
     agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
-                               "task_latent_dim": task_latent_dim}}
+                               "task_latent_dim": task_latent_dim}, "task_gated_actor": task_latent_dim > 0}
     _, tasks = _trained_on_four_goals(tmp_path / "probs", agent=agent, task_label="side")
     result = probe_checkpoint(tmp_path / "probs" / "checkpoint.pt", label="side", frames=[0, 7], task_set=tasks)
     assert result["memory_part"] == ("mu_c" if task_latent_dim else "mu2")
