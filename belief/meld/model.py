@@ -257,13 +257,13 @@ class LatentModel(nn.Module):
         self.z1_prior = GaussianHead(z2 + a, z1, h)               # p(z1_t | z2_{t-1}, a_{t-1})
         self.z1_posterior = GaussianHead(f + z2 + a, z1, h)       # q(z1_t | x_t, z2_{t-1}, a_{t-1})
         self.z2_transition = GaussianHead(z1 + z2 + a, z2, h)     # p(z2_t | z1_t, z2_{t-1}, a_{t-1}) = q(.)
-        # task-identification head on mu2 (on mu_c with a task latent): a training-only term, and part of the exported filter only when
-        # task_probs_in_belief puts its probabilities in the belief
         self.task_latent_dim = int(cfg.task_latent_dim)
         c = self.task_latent_dim
         self.reward_decoder = GaussianHead(z1 + z2 + c, 1, h)     # p(r_t | z1_t, z2_t[, c_t])
         # one factor of q(c) per frame, from what arrived (image, reward) and the action that led there
         self.task_evidence = GaussianHead(f + a, c, h) if c else None
+        # task-identification head on mu2 (on mu_c with a task latent): a training-only term, and part of
+        # the exported filter only when task_probs_in_belief puts its probabilities in the belief
         self.task_head = (mlp(c or z2, [h], cfg.task_classes, activation=_leaky)
                           if cfg.task_id_weight > 0 and cfg.task_classes > 1 else None)
         if cfg.task_probs_in_belief and self.task_head is None:
