@@ -90,6 +90,12 @@ class ModelConfig:
     # head reads its mean instead of mu2, and (mu_c, std_c) join the belief. KL(q(c_T) || N(0, I)) enters
     # the ELBO once per trial (divided by its length, like the per-frame terms). 0 = MELD.
     task_latent_dim: int = 0
+    # at the reset frame of every episode after the first (previous action exactly zero), z1 and z2
+    # restart as at a trial's start (first-step posterior, N(0, I) prior) and only the task latent c
+    # carries the trial's memory over: episode 2 then starts from the belief state episode 1 started
+    # from, except that c already names the task, so reading c is the actor's one way to do better in
+    # episode 2 than in episode 1. Needs task_latent_dim > 0. False = MELD.
+    restart_z_each_episode: bool = False
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -110,13 +116,19 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.task_probs_in_belief must be true or false, got {self.task_probs_in_belief!r}")
         if self.task_probs_in_belief and self.task_id_weight <= 0:
             raise ValueError("ModelConfig.task_probs_in_belief needs the task head: set task_id_weight > 0")
-        for name in ("episode_start_input", "carry_z2_over_reset"):
+        for name in ("episode_start_input", "carry_z2_over_reset", "restart_z_each_episode"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.task_latent_dim, bool) or not isinstance(self.task_latent_dim, int) \
                 or self.task_latent_dim < 0:
             raise ValueError(f"ModelConfig.task_latent_dim must be a whole number >= 0 (0 = MELD), got "
                              f"{self.task_latent_dim!r}")
+        if self.restart_z_each_episode and not self.task_latent_dim:
+            raise ValueError("ModelConfig.restart_z_each_episode needs a task latent to carry the trial's memory: "
+                             "set task_latent_dim > 0")
+        if self.restart_z_each_episode and self.carry_z2_over_reset:
+            raise ValueError("ModelConfig.restart_z_each_episode and carry_z2_over_reset contradict each other "
+                             "(z2 restarts vs z2 carried over the reset frame): set one")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -247,6 +259,7 @@ class LatentModel(nn.Module):
         self.z1_dim, self.z2_dim, self.action_dim = cfg.z1_dim, cfg.z2_dim, cfg.action_dim
         self.episode_start_input = bool(cfg.episode_start_input)
         self.carry_z2_over_reset = bool(cfg.carry_z2_over_reset)
+        self.restart_z_each_episode = bool(cfg.restart_z_each_episode)
         h, f, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.z1_dim, cfg.z2_dim
         a = cfg.action_dim + int(self.episode_start_input)  # the flag travels with the previous action
         self.encoder = Encoder(cfg)
@@ -285,11 +298,15 @@ class LatentModel(nn.Module):
             return torch.cat([a_prev, start], -1)
         return a_prev
 
+    def reset_frame(self, a_prev: torch.Tensor) -> torch.Tensor:
+        """(..., 1) bool: the raw previous action is all zeros, i.e. an episode's reset frame."""
+        return (a_prev == 0).all(-1, keepdim=True)
+
     def carried_z2(self, a_prev: torch.Tensor, z2_prev: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """z2 after the transition: `z2`, or (carry_z2_over_reset) `z2_prev` where the raw previous action
         is all zeros (a reset frame)."""
         if self.carry_z2_over_reset:
-            return torch.where((a_prev == 0).all(-1, keepdim=True), z2_prev, z2)
+            return torch.where(self.reset_frame(a_prev), z2_prev, z2)
         return z2
 
     # --- one filtering step ---------------------------------------------------------------------
@@ -305,6 +322,8 @@ class LatentModel(nn.Module):
         mu1_n, std1_n = self.z1_posterior(torch.cat([feat, z2_prev, a_prev], -1))
         if first.dim() > 0:
             first = first.reshape(-1, 1)
+        if self.restart_z_each_episode:  # a reset frame starts z afresh (skipped in plain MELD's step)
+            first = first | self.reset_frame(a_raw)
         mu1, std1 = torch.where(first, mu1_f, mu1_n), torch.where(first, std1_f, std1_n)
         z1 = mu1 if noise1 is None else mu1 + std1 * noise1
         mu2_f, std2_f = self.z2_first(z1)
@@ -400,6 +419,9 @@ class LatentModel(nn.Module):
         mu1p0 = torch.zeros_like(post["mu1"][:, :1])
         std1p0 = torch.ones_like(post["std1"][:, :1])
         mu1p, std1p = self.z1_prior(torch.cat([post["z2"][:, :-1], self.action_input(actions[:, :-1])], -1))
+        if self.restart_z_each_episode:  # z1 restarts at reset frames: the first-step prior N(0, I) there
+            restart = self.reset_frame(actions[:, :-1])
+            mu1p, std1p = mu1p.masked_fill(restart, 0.0), std1p.masked_fill(restart, 1.0)
         mu1p, std1p = torch.cat([mu1p0, mu1p], 1), torch.cat([std1p0, std1p], 1)
         kl = gaussian_kl(post["mu1"], post["std1"], mu1p, std1p)  # (B, T)
         z = torch.cat([post["z1"], post["z2"]], -1)
@@ -462,8 +484,14 @@ class LatentModel(nn.Module):
             a_raw = actions[:, k - 1:k - 1 + n]
             z2, a = z2[:, :n], self.action_input(a_raw)
             mu1, std1 = self.z1_prior(torch.cat([z2, a], -1))
+            if self.restart_z_each_episode:  # a rollout through the reset frame restarts there too
+                restart = self.reset_frame(a_raw)
+                mu1, std1 = mu1.masked_fill(restart, 0.0), std1.masked_fill(restart, 1.0)
             z1 = mu1 + std1 * torch.randn_like(std1)
             mu2, std2 = self.z2_transition(torch.cat([z1, z2, a], -1))
+            if self.restart_z_each_episode:
+                mu2_f, std2_f = self.z2_first(z1)
+                mu2, std2 = torch.where(restart, mu2_f, mu2), torch.where(restart, std2_f, std2)
             z2 = self.carried_z2(a_raw, z2, mu2 + std2 * torch.randn_like(std2))
             r_mu, r_std = self.reward_decoder(torch.cat([z1, z2] if c is None else [z1, z2, c[:, :n]], -1))
             ll = gaussian_log_prob((reward_target[:, k:] * self.cfg.reward_scale).unsqueeze(-1), r_mu, r_std)

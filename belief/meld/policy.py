@@ -3,7 +3,9 @@
 Explicit state (float32): ``[first_flag, z2]`` -- the only thing the filter carries between steps --
 then, with a task latent, the running sums of its factors' precisions and weighted means (2 x c).
 ``first_flag`` is 1 at the start of a trial (first-step posterior q(z1|x_0), p(z2|z1)), then 0. The belief
-is *not* reset at episode boundaries inside a trial: that is how episode 2 knows which port was right.
+is *not* reset at episode boundaries inside a trial: that is how episode 2 knows which port was right
+(with ModelConfig.restart_z_each_episode z restarts at the reset frame, prev_action all zeros, and the
+task latent's sums alone carry over).
 `step` is deterministic (posterior means as latents, mean action tanh(mu)); `step_sampled` draws the
 latents and the action, as during data collection. Both run the same code, so training, evaluation and
 the exported module agree.

@@ -284,6 +284,68 @@ def test_z2_is_carried_unchanged_over_the_reset_frame_only(sample):
         ModelConfig(action_dim=2, carry_z2_over_reset="yes")
 
 
+def test_z_restarts_at_the_reset_frame_and_only_the_task_latent_carries_over(monkeypatch):
+    """restart_z_each_episode: from the reset frame (previous action all zeros) episode 2's z1/z2 are what
+    filtering episode 2 alone gives, and the ELBO's z1 prior there is N(0, I) (as at a trial's start);
+    the task latent still holds episode 1's evidence. Open-loop rollouts through the reset restart too."""
+    cfg = tiny_agent_config().model
+    cfg.task_latent_dim, cfg.restart_z_each_episode = 4, True
+    cfg.predictive_reward_weight, cfg.predictive_reward_horizon = 1.0, 3
+    torch.manual_seed(0)
+    model = LatentModel(cfg)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0  # the stored layout: the frame after an episode's last action
+    reset = HORIZON + 1
+    with torch.no_grad():
+        post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+        ep2 = model.posterior(b["images"][:, reset:], b["actions"][:, reset:], b["reward_dense"][:, reset:],
+                              sample=False)
+    for k in ("mu1", "std1", "mu2", "std2"):
+        assert torch.allclose(post[k][:, reset:], ep2[k], atol=1e-6), k
+    assert not torch.allclose(post["mu_c"][:, reset:], ep2["mu_c"], atol=1e-4)  # c carries episode 1 over
+    # the z1 KL at the reset frame is against N(0, I): with the z1 prior head broken, only the other
+    # frames' KL changes
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.zeros(*a, **{n: v for n, v in k.items()
+                                                                         if n != "generator"}))
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
+    monkeypatch.setattr(torch, "randperm", lambda n, **k: torch.arange(n))
+    with torch.no_grad():
+        _, terms, _ = model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+        p = post
+        kl_reset = gaussian_kl(p["mu1"][:, reset], p["std1"][:, reset], torch.zeros_like(p["mu1"][:, reset]),
+                               torch.ones_like(p["std1"][:, reset]))
+        kl_first = gaussian_kl(p["mu1"][:, 0], p["std1"][:, 0], torch.zeros_like(p["mu1"][:, 0]),
+                               torch.ones_like(p["std1"][:, 0]))
+        mu1p, std1p = model.z1_prior(torch.cat([p["z2"][:, :-1], b["actions"][:, :-1]], -1))
+        kl_rest = gaussian_kl(p["mu1"][:, 1:], p["std1"][:, 1:], mu1p, std1p)
+        kl_rest[:, reset - 1] = kl_reset
+        kl_c = gaussian_kl(p["mu_c"][:, -1], p["std_c"][:, -1], torch.zeros_like(p["mu_c"][:, -1]),
+                           torch.ones_like(p["std_c"][:, -1]))
+        T = b["actions"].shape[1]
+        expected = (torch.cat([kl_first.unsqueeze(1), kl_rest], 1) + (kl_c / T).unsqueeze(1)).mean()
+        assert torch.allclose(terms["kl"], expected, rtol=1e-5)
+        # a rollout that reaches the reset frame restarts: z1 from N(0, I) (mean 0), z2 from the first-step head
+        n = T - (reset - 1) - 1
+        a = b["actions"][:, reset - 1:reset]
+        z1 = torch.zeros(3, 1, cfg.z1_dim)
+        z2 = model.z2_first(z1)[0]
+        r_mu, r_std = model.reward_decoder(torch.cat([z1, z2, p["c"][:, reset - 1:reset]], -1))
+        assert n > 0 and a.abs().sum() == 0 and torch.isfinite(r_mu).all()
+        mask = torch.as_tensor(reward_mask(EPISODES, HORIZON)).expand_as(b["reward_dense"]).clone()
+        mask[:] = 0.0
+        mask[:, reset] = 1.0  # score only the rollouts that land on the reset frame (k = 1 from its predecessor)
+        cfg.predictive_reward_horizon = 1
+        got = model._predictive_reward_log_lik(p, b["actions"], b["reward_dense"], mask)
+        want = gaussian_log_prob(b["reward_dense"][:, reset].reshape(3, 1, 1), r_mu, r_std).mean()
+        assert torch.allclose(got, want, rtol=1e-5)
+    for bad, match in (({"restart_z_each_episode": True}, "needs a task latent"),
+                       ({"restart_z_each_episode": True, "task_latent_dim": 2, "carry_z2_over_reset": True},
+                        "contradict"),
+                       ({"restart_z_each_episode": "yes", "task_latent_dim": 2}, "must be true or false")):
+        with pytest.raises(ValueError, match=match):
+            ModelConfig(action_dim=2, **bad)
+
+
 def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode_boundary(monkeypatch):
     """predictive_reward_horizon K averages log p(r_{t+k}), k = 1..K, with z_{t+k} from the prior rolled from
     the posterior z_t on the actions taken; rollouts from episode 1's last frames pass the reset frame
