@@ -14,7 +14,9 @@ is evaluated.
 
 For a run with a privileged (task-aware) critic the probe also reports how much that critic's value of
 the actor's action depends on the task (`critic_task_sensitivity`); for a run whose belief holds the task
-head's probabilities (`task_probs_in_belief`), how much the actor's action does (`actor_task_sensitivity`).
+head's probabilities (`task_probs_in_belief`), how much the actor's action does (`actor_task_sensitivity`);
+and for a run whose belief has a task part (those probabilities, the task latent's mean and std), how far
+the action moves when that whole part comes from a trial of another task class (`actor_task_part_swap`).
 
 `python -m belief.meld.probe RUN_DIR/checkpoint.pt [--label port] [--fresh 2]` writes task_probe.json
 and task_probe.png next to the checkpoint.
@@ -226,6 +228,41 @@ def actor_task_sensitivity(actor, beliefs: np.ndarray, n_classes: int, frames: l
     return rows
 
 
+def task_part_columns(model_cfg) -> np.ndarray:
+    """Belief columns that carry the task as such: the task latent's (mu_c, std_c) and the task head's
+    class probabilities, whichever the belief has (empty for plain MELD)."""
+    cols = belief_columns(model_cfg.z1_dim, model_cfg.z2_dim, model_cfg.task_latent_dim)
+    parts = [np.arange(cols[k].start, cols[k].stop) for k in ("mu_c", "std_c") if k in cols]
+    if model_cfg.task_probs_in_belief:
+        parts.append(np.arange(model_cfg.belief_dim - model_cfg.task_classes, model_cfg.belief_dim))
+    return np.concatenate(parts) if parts else np.zeros(0, int)
+
+
+def actor_task_part_swap(actor, beliefs: np.ndarray, labels: np.ndarray, task_cols: np.ndarray,
+                         frames: list[int], seed: int = 0) -> list[dict]:
+    """At each frame, how far the actor's deterministic action moves when the belief's task part
+    (`task_cols`) is taken from a random trial of another class, the rest kept (0: the action ignores
+    what the belief says about the task), against the spread of its action across trials."""
+    if len(task_cols) == 0:
+        raise ValueError("actor_task_part_swap needs the belief's task columns (a task latent or task probabilities)")
+    if len(np.unique(labels)) < 2:
+        raise ValueError("actor_task_part_swap needs trials of at least two task classes")
+    rng = np.random.default_rng(seed)
+    donors = np.array([rng.choice(np.flatnonzero(labels != lab)) for lab in labels])
+    cols = torch.as_tensor(task_cols)
+    rows = []
+    with torch.no_grad():
+        for frame in frames:
+            b = torch.as_tensor(beliefs[:, frame])
+            own = actor.act_mean(b)
+            swapped = b.clone()
+            swapped[:, cols] = b[torch.as_tensor(donors)][:, cols]
+            rows.append({"frame": int(frame),
+                         "action_move_other_task": float((actor.act_mean(swapped) - own).norm(dim=-1).mean()),
+                         "action_spread": float((own - own.mean(0)).norm(dim=-1).mean())})
+    return rows
+
+
 def _checkpoint_sac(state: dict, cfg):
     """The checkpoint's SAC (actor and, with privileged_critic, the task-aware critic)."""
     from belief.meld.agent import build_sac
@@ -289,13 +326,16 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     result.update(label=label, checkpoint=str(checkpoint), env_steps=state["counters"]["env_steps"],
                   trials="fresh" if fresh else "replay", fresh_per_task=fresh,
                   reward_sensitivity=reward_sensitivity(model, buffers, cfg.agent.reward_input))
-    if cfg.agent.privileged_critic or cfg.agent.model.task_probs_in_belief:
+    task_cols = task_part_columns(m)
+    if cfg.agent.privileged_critic or len(task_cols):
         sac = _checkpoint_sac(state, cfg)
     if cfg.agent.privileged_critic:
         descriptors, n_classes = _task_descriptors(cfg, tasks)
         result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames)
     if cfg.agent.model.task_probs_in_belief:
         result["actor"] = actor_task_sensitivity(sac.actor, beliefs, cfg.agent.model.task_classes, frames)
+    if len(task_cols) and len(np.unique(labels)) > 1:
+        result["actor_task_part"] = actor_task_part_swap(sac.actor, beliefs, labels, task_cols, frames)
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")
@@ -317,6 +357,10 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
         print(f"actor, frame {r['frame']:3d}: its action moves {r['action_move_over_classes']:.3f} when the task "
               f"probabilities are set to each {cfg.task_label} one-hot (spread across trials "
               f"{r['action_spread']:.3f}); head confidence {r['head_confidence']:.2f}")
+    for r in result.get("actor_task_part", []):
+        print(f"actor, frame {r['frame']:3d}: its action moves {r['action_move_other_task']:.3f} when the belief's "
+              f"task part comes from a trial of another {cfg.task_label} (spread across trials "
+              f"{r['action_spread']:.3f})")
     return result
 
 

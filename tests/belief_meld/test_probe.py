@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from belief.meld.probe import (
+    actor_task_part_swap,
     actor_task_sensitivity,
     critic_task_sensitivity,
     probe_accuracy,
@@ -198,6 +199,24 @@ def test_actor_task_sensitivity_measures_how_much_the_action_reads_the_task_prob
                for r in actor_task_sensitivity(_ProbabilityFollowingActor(0.0), beliefs, 2, [0]))
 
 
+def test_actor_task_part_swap_moves_the_action_only_through_the_task_columns():
+    """Swapping the task part in from a trial of another class moves an actor that reads those columns,
+    and leaves one that reads only the rest where it was; bad inputs are named."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    beliefs = rng.standard_normal((8, 6, 5)).astype(np.float32)
+    beliefs[..., -2] = labels[:, None]  # column 3 holds the class
+    cols = np.array([3, 4])
+    rows = actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, labels, cols, frames=[0, 5])
+    assert [r["frame"] for r in rows] == [0, 5] and all(r["action_move_other_task"] > 0.01 for r in rows)
+    blind = actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, labels, np.array([1, 2]), [0])
+    assert blind[0]["action_move_other_task"] == 0.0 and blind[0]["action_spread"] > 0
+    with pytest.raises(ValueError, match="task columns"):
+        actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, labels, np.zeros(0, int), [0])
+    with pytest.raises(ValueError, match="two task classes"):
+        actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, np.zeros(8, int), cols, [0])
+
+
 @pytest.mark.parametrize("task_latent_dim", [0, 3])
 def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path, task_latent_dim):
     """With a task latent the head reads mu_c, and the probe's memory part is mu_c, not mu2; the probe
@@ -209,6 +228,7 @@ def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path, task
     assert result["memory_part"] == ("mu_c" if task_latent_dim else "mu2")
     assert [r["frame"] for r in result["actor"]] == [0, 7] and "critic" not in result
     assert all(r["action_move_over_classes"] >= 0 and 0 < r["head_confidence"] <= 1 for r in result["actor"])
+    assert [r["frame"] for r in result["actor_task_part"]] == [0, 7]
 
 
 def test_refit_continues_the_actor_critic_on_replay_transitions_with_the_model_frozen(tmp_path):
