@@ -302,6 +302,15 @@ class LatentModel(nn.Module):
         """(..., 1) bool: the raw previous action is all zeros, i.e. an episode's reset frame."""
         return (a_prev == 0).all(-1, keepdim=True)
 
+    def z1_prior_after(self, z2_prev: torch.Tensor, a_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(z1_t | z2_{t-1}, a_{t-1}) from the raw previous action; with restart_z_each_episode the
+        first-step prior N(0, I) where that action is all zeros (a reset frame)."""
+        mu, std = self.z1_prior(torch.cat([z2_prev, self.action_input(a_prev)], -1))
+        if self.restart_z_each_episode:
+            restart = self.reset_frame(a_prev)
+            mu, std = mu.masked_fill(restart, 0.0), std.masked_fill(restart, 1.0)
+        return mu, std
+
     def carried_z2(self, a_prev: torch.Tensor, z2_prev: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """z2 after the transition: `z2`, or (carry_z2_over_reset) `z2_prev` where the raw previous action
         is all zeros (a reset frame)."""
@@ -418,10 +427,7 @@ class LatentModel(nn.Module):
         # z1 prior at each step from the previous *posterior* sample (as SLAC/MELD).
         mu1p0 = torch.zeros_like(post["mu1"][:, :1])
         std1p0 = torch.ones_like(post["std1"][:, :1])
-        mu1p, std1p = self.z1_prior(torch.cat([post["z2"][:, :-1], self.action_input(actions[:, :-1])], -1))
-        if self.restart_z_each_episode:  # z1 restarts at reset frames: the first-step prior N(0, I) there
-            restart = self.reset_frame(actions[:, :-1])
-            mu1p, std1p = mu1p.masked_fill(restart, 0.0), std1p.masked_fill(restart, 1.0)
+        mu1p, std1p = self.z1_prior_after(post["z2"][:, :-1], actions[:, :-1])
         mu1p, std1p = torch.cat([mu1p0, mu1p], 1), torch.cat([std1p0, std1p], 1)
         kl = gaussian_kl(post["mu1"], post["std1"], mu1p, std1p)  # (B, T)
         z = torch.cat([post["z1"], post["z2"]], -1)
@@ -483,13 +489,11 @@ class LatentModel(nn.Module):
             n = T - k  # rollouts that start at t = 0 .. T-k-1 reach frame t+k inside the sequence
             a_raw = actions[:, k - 1:k - 1 + n]
             z2, a = z2[:, :n], self.action_input(a_raw)
-            mu1, std1 = self.z1_prior(torch.cat([z2, a], -1))
-            if self.restart_z_each_episode:  # a rollout through the reset frame restarts there too
-                restart = self.reset_frame(a_raw)
-                mu1, std1 = mu1.masked_fill(restart, 0.0), std1.masked_fill(restart, 1.0)
+            mu1, std1 = self.z1_prior_after(z2, a_raw)  # a rollout through the reset frame restarts there too
             z1 = mu1 + std1 * torch.randn_like(std1)
             mu2, std2 = self.z2_transition(torch.cat([z1, z2, a], -1))
             if self.restart_z_each_episode:
+                restart = self.reset_frame(a_raw)
                 mu2_f, std2_f = self.z2_first(z1)
                 mu2, std2 = torch.where(restart, mu2_f, mu2), torch.where(restart, std2_f, std2)
             z2 = self.carried_z2(a_raw, z2, mu2 + std2 * torch.randn_like(std2))

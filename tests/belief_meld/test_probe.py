@@ -16,6 +16,7 @@ from belief.meld.probe import (
     probe_accuracy,
     probe_checkpoint,
     task_folds,
+    task_part_columns,
 )
 from belief.meld.train import TrainConfig, Trainer
 from sim.tasks import Task, TaskSet
@@ -215,6 +216,22 @@ def test_actor_task_part_swap_moves_the_action_only_through_the_task_columns():
         actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, labels, np.zeros(0, int), [0])
     with pytest.raises(ValueError, match="two task classes"):
         actor_task_part_swap(_ProbabilityFollowingActor(2.0), beliefs, np.zeros(8, int), cols, [0])
+
+
+def test_task_part_columns_are_the_task_latent_and_the_port_probabilities():
+    """The swap takes the task latent's mean and std and the task head's probabilities, nothing of z1/z2;
+    plain MELD has no task part."""
+    from belief.meld.model import ModelConfig
+
+    cfg = ModelConfig(action_dim=2, z1_dim=3, z2_dim=5, task_latent_dim=4, task_id_weight=1.0, task_classes=4,
+                      task_probs_in_belief=True)
+    z = 2 * (3 + 5)
+    assert task_part_columns(cfg).tolist() == list(range(z, z + 8)) + list(range(z + 8, z + 12))
+    assert cfg.belief_dim == z + 12
+    probs_only = ModelConfig(action_dim=2, z1_dim=3, z2_dim=5, task_id_weight=1.0, task_classes=4,
+                             task_probs_in_belief=True)
+    assert task_part_columns(probs_only).tolist() == list(range(z, z + 4))
+    assert len(task_part_columns(ModelConfig(action_dim=2, z1_dim=3, z2_dim=5))) == 0
 
 
 @pytest.mark.parametrize("task_latent_dim", [0, 3])
