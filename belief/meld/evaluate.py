@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,52 @@ def episode2_given_episode1(per_trial: list[dict]) -> dict[str, dict]:
     return out
 
 
+def exact_mcnemar_p(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value of paired binary outcomes: under "no difference" each discordant
+    pair is a fair coin, so the p-value is twice the binomial(gained + lost, 1/2) tail at min(gained, lost)."""
+    if gained < 0 or lost < 0:
+        raise ValueError(f"exact_mcnemar_p: counts must be >= 0, got gained={gained}, lost={lost}")
+    n = gained + lost
+    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1)) / 2 ** n
+    return min(1.0, 2.0 * tail)
+
+
+def paired_change(before: list[bool], after: list[bool]) -> dict:
+    """The same trials read twice (episode 1 then 2, or belief reset then carried): how many went from
+    failure to success (`gained`) and back (`lost`), and the exact McNemar p that the rates are equal.
+    On ~90 trials a gain of a few points is noise; this says how much is not."""
+    if len(before) != len(after):
+        raise ValueError(f"paired_change: {len(before)} trials before, {len(after)} after; they must pair")
+    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
+    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
+    return {"trials": len(before), "gained": gained, "lost": lost, "mcnemar_p": exact_mcnemar_p(gained, lost)}
+
+
+def paired_reads(table: dict) -> dict:
+    """Paired reads of episode 2 from an eval table (its `per_trial` records, and the belief-reset
+    control's where it was run, whose trials have the same seeds in the same order): success, and
+    whether the episode ended at the correct port where the env says so, each against episode 1 of
+    the same trials and against the control's episode 2. Works on a saved eval_table.json as well."""
+    per_trial = table["per_trial"]
+    if not per_trial or len(per_trial[0]["success"]) < 2:
+        return {}
+    control = table.get("belief_reset_control", {}).get("per_trial")
+    reads = {}
+    for key in ("success", "at_correct_port") if "correct_port_per_episode" in table else ("success",):
+        ep2 = [bool(t[key][1]) for t in per_trial]
+        reads[f"episode2_vs_episode1/{key}"] = paired_change([bool(t[key][0]) for t in per_trial], ep2)
+        if control is not None:
+            reads[f"episode2_vs_belief_reset/{key}"] = paired_change([bool(t[key][1]) for t in control], ep2)
+    return reads
+
+
+def _paired_lines(reads: dict) -> list[str]:
+    """Markdown lines of `paired_reads`."""
+    return [f"- {name.replace('episode', 'episode ').replace('_', ' ').replace('/', ', ')}: {r['gained']} of "
+            f"{r['trials']} trials gained, {r['lost']} lost (exact McNemar p = {r['mcnemar_p']:.3g})"
+            for name, r in reads.items()]
+
+
 def _episode2_lines(cond: dict[str, dict], label: str = "") -> list[str]:
     """Markdown lines of an `episode2_given_episode1` read."""
     return [f"- {key.replace('_', ' ')} in episode 1{label} ({g['trials']} trials): episode 2 success "
@@ -289,6 +336,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         lines += _episode_rows(control, " (belief reset)")[1:]
         if "correct_port_per_episode" in control:
             table["belief_reset_control"].update(_port_reads(control["per_trial"], label))
+    table["paired"] = paired_reads(table)
     table["checkpoint"] = str(checkpoint)
     from belief.checkpoint import atomic_write_text
 
@@ -310,6 +358,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         table.get("belief_reset_control", {}).get("episode2_given_episode1", {}), " (belief reset)")
     if given:
         lines += ["\nepisode 2 after episode 1's outcome:", *given]
+    if table["paired"]:
+        lines += ["\nepisode 2, paired over the same trials:", *_paired_lines(table["paired"])]
     atomic_write_text("\n".join(lines) + "\n", out / "eval_table.md")
     # the belief picture: prefer a trial where episode 1 failed and episode 2 succeeded
     trials = res["trials"]

@@ -2,15 +2,20 @@
 
 import math
 
+import pytest
 import torch
 
 from belief.meld.agent import AgentConfig, MeldAgent
 from belief.meld.evaluate import (
     _episode2_lines,
+    _paired_lines,
     _port_reads,
     ends_by_correct_port,
     episode2_given_episode1,
     evaluate_policy,
+    exact_mcnemar_p,
+    paired_change,
+    paired_reads,
 )
 from belief.meld.model import ModelConfig
 from belief.meld.policy import MeldPolicy
@@ -71,3 +76,40 @@ def test_port_reads_condition_on_episode_1_only_for_multi_episode_trials():
     assert _port_reads(two, "port")["episode2_given_episode1"]["after_failure"] == {
         "trials": 1, "success": 1.0, "correct_port": 1.0, "moved": 1.0}
     assert _port_reads(one, "port") == {"ends_by_correct_port": ends_by_correct_port(one)}
+
+
+def test_exact_mcnemar_p_is_the_two_sided_binomial_tail_of_the_discordant_trials():
+    assert exact_mcnemar_p(10, 0) == pytest.approx(2 / 2 ** 10)  # 10 gained, none lost
+    assert exact_mcnemar_p(14, 5) == pytest.approx(2 * sum(math.comb(19, i) for i in range(6)) / 2 ** 19)
+    assert exact_mcnemar_p(5, 14) == exact_mcnemar_p(14, 5)
+    assert exact_mcnemar_p(3, 3) == 1.0 and exact_mcnemar_p(0, 0) == 1.0  # capped; no discordant trial
+    with pytest.raises(ValueError, match="counts must be >= 0"):
+        exact_mcnemar_p(-1, 2)
+
+
+def test_paired_change_counts_trials_that_flip_and_refuses_unpaired_lists():
+    assert paired_change([False, False, True, True], [True, False, False, True]) == {
+        "trials": 4, "gained": 1, "lost": 1, "mcnemar_p": 1.0}
+    with pytest.raises(ValueError, match="3 trials before, 2 after"):
+        paired_change([True, False, True], [True, False])
+
+
+def test_paired_reads_pair_episode_2_with_episode_1_and_with_the_belief_reset_control():
+    """Episode 2 is read on the same trials as episode 1 and as the control's episode 2 (same seeds)."""
+    carried = [{"success": [False, True], "at_correct_port": [False, True]},
+               {"success": [False, True], "at_correct_port": [True, True]},
+               {"success": [True, False], "at_correct_port": [True, False]}]
+    control = [{"success": [False, False], "at_correct_port": [False, False]},
+               {"success": [False, True], "at_correct_port": [True, True]},
+               {"success": [True, False], "at_correct_port": [True, True]}]
+    table = {"per_trial": carried, "correct_port_per_episode": [0.67, 0.67],
+             "belief_reset_control": {"per_trial": control}}
+    reads = paired_reads(table)
+    assert {k: (r["gained"], r["lost"]) for k, r in reads.items()} == {
+        "episode2_vs_episode1/success": (2, 1), "episode2_vs_belief_reset/success": (1, 0),
+        "episode2_vs_episode1/at_correct_port": (1, 1), "episode2_vs_belief_reset/at_correct_port": (1, 1)}
+    assert _paired_lines({"episode2_vs_belief_reset/success": reads["episode2_vs_belief_reset/success"]}) == [
+        "- episode 2 vs belief reset, success: 1 of 3 trials gained, 0 lost (exact McNemar p = 1)"]
+    # no control run, no env port read: success against episode 1 only; single-episode trials: nothing
+    assert list(paired_reads({"per_trial": carried})) == ["episode2_vs_episode1/success"]
+    assert paired_reads({"per_trial": [{"success": [True], "at_correct_port": [True]}]}) == {}

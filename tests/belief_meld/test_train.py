@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from belief.checkpoint import load as load_checkpoint
-from belief.meld.evaluate import evaluate_checkpoint
+from belief.meld.evaluate import evaluate_checkpoint, paired_reads
 from belief.meld.export import export_checkpoint
 from belief.meld.train import TrainConfig, Trainer
 from belief.policy_file import LoadedPolicy
@@ -52,6 +52,11 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
     assert "(belief reset)" in (tmp_path / "eval_table.md").read_text()
     saved = json.loads((tmp_path / "eval_table.json").read_text())
     assert len(saved["per_trial"]) == saved["n_trials"] and len(saved["per_trial"][0]["success"]) == 2
+    # episode 2 paired with episode 1 and with the control's episode 2, saved and listed
+    assert saved["paired"] == paired_reads(saved) and set(saved["paired"]) == {
+        "episode2_vs_episode1/success", "episode2_vs_belief_reset/success"}
+    assert saved["paired"]["episode2_vs_episode1/success"]["trials"] == n
+    assert "episode 2 vs belief reset, success:" in (tmp_path / "eval_table.md").read_text()
     train_table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, split="train",
                                       out_dir=tmp_path / "train_split")
     assert train_table["tasks"] == [t.task_id for t in env.tasks.train] and train_table["split"] == "train"
