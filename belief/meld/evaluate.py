@@ -238,6 +238,9 @@ def paired_reads(table: dict) -> dict:
     control's where it was run, whose trials have the same seeds in the same order): success, and
     whether the episode ended at the correct port where the env says so, each against episode 1 of
     the same trials and against the control's episode 2. Works on a saved eval_table.json as well."""
+    if "per_trial" not in table:
+        raise ValueError("paired_reads: the eval table has no 'per_trial' records (older evaluations did not "
+                         "write them); run belief.meld.evaluate again to get them")
     per_trial = table["per_trial"]
     if not per_trial or len(per_trial[0]["success"]) < 2:
         return {}

@@ -113,3 +113,5 @@ def test_paired_reads_pair_episode_2_with_episode_1_and_with_the_belief_reset_co
     # no control run, no env port read: success against episode 1 only; single-episode trials: nothing
     assert list(paired_reads({"per_trial": carried})) == ["episode2_vs_episode1/success"]
     assert paired_reads({"per_trial": [{"success": [True], "at_correct_port": [True]}]}) == {}
+    with pytest.raises(ValueError, match="no 'per_trial' records"):
+        paired_reads({"success_per_episode": [0.1, 0.2]})  # a table saved before per-trial records
