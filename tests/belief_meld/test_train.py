@@ -13,6 +13,7 @@ from belief.meld.evaluate import evaluate_checkpoint, paired_reads
 from belief.meld.export import export_checkpoint
 from belief.meld.train import TrainConfig, Trainer
 from belief.policy_file import LoadedPolicy
+from meldbot.executables import SOURCE_ROOT
 from tests.belief_meld.fake_env import FakeImageEnv
 
 TINY = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)}}
@@ -158,6 +159,15 @@ def test_meldbot_train_passes_set_and_keeps_the_configs_device(tmp_path, monkeyp
     assert main(["train", "--algo", "meld", "--env", "widowx_cable", "--config", str(cfg_file),
                  "--out", str(tmp_path / "run"), "--set", "seed.x=1"]) == 2
     assert seen["cfg"].device == "cuda"  # no --device: the config's, not a CLI default
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (SOURCE_ROOT / "config").glob("train_meld*.yaml")))
+def test_shipped_meld_configs_load(name, monkeypatch):
+    """Each config/train_meld*.yaml a user passes to `meldbot train --algo meld` parses into a valid
+    TrainConfig (a renamed option or a YAML slip fails here, not at the start of a long run)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the full config names cuda
+    cfg = TrainConfig.from_yaml(SOURCE_ROOT / "config" / name)
+    assert cfg.env == "widowx_cable" and cfg.episodes == 2
 
 
 def test_pearl_refuses_set(tmp_path):
