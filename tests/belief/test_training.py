@@ -8,6 +8,7 @@ import torch
 
 from belief import checkpoint as ckpt_io
 from belief.training import Trainer, load_config, train
+from meldbot.executables import SOURCE_ROOT
 
 
 def _rows(path):
@@ -113,3 +114,13 @@ def test_cli_train_eval_export(tmp_path, tiny_cfg, capsys):
     assert np.any(policy.initial_state() != 0)  # the demonstrations are in the initial belief
     action, state = policy.step(np.zeros(2, np.float32), np.zeros(2, np.float32), 0.0, policy.initial_state())
     assert action.shape == (2,) and np.all(np.abs(action) <= 1) and state.shape == policy.initial_state().shape
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (SOURCE_ROOT / "config").glob("train_*.yaml")
+                                         if not p.name.startswith("train_meld")))  # MELD: tests/belief_meld
+@pytest.mark.parametrize("algo", ["pearl", "peril"])
+def test_shipped_configs_load(name, algo):
+    """The PEARL/PERIL configs under config/ parse, and their agent section builds each algorithm's config
+    (one file serves both algorithms, as their headers' commands use it)."""
+    cfg = load_config(SOURCE_ROOT / "config" / name, algo=algo)
+    assert cfg.agent_config() is not None and cfg.iterations > 0
