@@ -288,7 +288,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     from belief.checkpoint import atomic_write_text
     from belief.checkpoint import load as load_checkpoint
     from belief.meld.evaluate import load_trainer
-    from belief.meld.train import TrainConfig, make_task_set
+    from belief.meld.train import TrainConfig, task_set_of
 
     if fresh < 0:
         raise ValueError(f"task probe: fresh trials per task must be >= 0, got {fresh}")
@@ -300,7 +300,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
         if state.get("algo") != "meld":
             raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
         cfg = TrainConfig(**{**state["config"], "device": "cpu"})
-        tasks = task_set if task_set is not None else make_task_set(cfg.env, cfg.seed)
+        tasks = task_set if task_set is not None else task_set_of(cfg)
         model = LatentModel(cfg.agent.model)
         model.load_state_dict(state["agent"]["model"])
     params = {t.task_id: t.params for t in (*tasks.train, *tasks.test)}

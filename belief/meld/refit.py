@@ -39,7 +39,7 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
     """Refit the actor-critic (see module doc); writes out_dir/checkpoint.pt and returns its path."""
     from belief.checkpoint import atomic_save
     from belief.checkpoint import load as load_checkpoint
-    from belief.meld.train import TrainConfig, make_task_set, task_descriptors
+    from belief.meld.train import TrainConfig, task_descriptors, task_set_of
 
     if updates < 1 or batch < 1:
         raise ValueError(f"refit: updates and batch must be >= 1, got {updates} and {batch}")
@@ -55,7 +55,7 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
     T = next(iter(state["buffers"].values()))["actions"].shape[1]
     agent = MeldAgent(cfg.agent, cfg.episodes, T // cfg.episodes - 1)
     agent.load_state_dict(state["agent"], weights_only=True)  # fresh optimisers, as for a new regime
-    tasks = task_set if task_set is not None else make_task_set(cfg.env, cfg.seed)
+    tasks = task_set if task_set is not None else task_set_of(cfg)
     features = (task_descriptors([*tasks.train, *tasks.test], cfg.task_label) if cfg.agent.privileged_critic
                 else {})
     data = replay_transitions(agent, state["buffers"], features)

@@ -52,6 +52,9 @@ class TrainConfig:
     episodes: int = 2  # episodes per trial
     n_train_tasks: int = 0  # 0: the family's default split
     n_test_tasks: int = 0
+    # more training tasks from the same distribution, drawn apart so the held-out tasks stay the split's:
+    # with 20 tasks (5 per port) a model can tie each rig pose to its port; with more it must read rewards
+    extra_train_tasks: int = 0
     single_task: bool = False  # SLAC-style baseline: one training task only
     agent: AgentConfig = field(default_factory=AgentConfig)
     capacity_per_task: int = 100  # trials
@@ -78,6 +81,9 @@ class TrainConfig:
             self.agent = AgentConfig(**self.agent)
         if self.episodes < 1:
             raise ValueError(f"TrainConfig.episodes must be >= 1, got {self.episodes}")
+        if self.extra_train_tasks < 0 or self.n_train_tasks < 0 or self.n_test_tasks < 0:
+            raise ValueError("TrainConfig n_train_tasks, n_test_tasks and extra_train_tasks must be >= 0, got "
+                             f"{self.n_train_tasks}, {self.n_test_tasks}, {self.extra_train_tasks}")
         if not 0.0 < self.action_scale <= 1.0:
             raise ValueError(f"TrainConfig.action_scale must be in (0, 1], got {self.action_scale}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -149,10 +155,33 @@ class ScaledActions:
         self.env.close()
 
 
-def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0):
+# seed offset of the stream that extra training tasks are drawn from (any value no run uses as its seed)
+EXTRA_TASK_SEED_OFFSET = 7_919
+
+
+def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0, extra_train: int = 0):
+    """The family's seeded split, plus `extra_train` training tasks from the same distribution.
+
+    The extras come from a separate seeded draw (ids continue the training ids), so the split's own
+    training and held-out tasks stay exactly those of the run without them."""
+    from dataclasses import replace
+
     from belief.registry import make_task_set as registry_task_set
 
-    return registry_task_set(name, seed=seed, **{k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v})
+    if extra_train < 0:
+        raise ValueError(f"extra training tasks must be >= 0, got {extra_train}")
+    tasks = registry_task_set(name, seed=seed, **{k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v})
+    if not extra_train:
+        return tasks
+    more = registry_task_set(name, seed=seed + EXTRA_TASK_SEED_OFFSET, n_train=extra_train, n_test=0).train
+    n = len(tasks.train)
+    extra = tuple(replace(t, task_id=f"train-{n + i:02d}") for i, t in enumerate(more))
+    return replace(tasks, train=tasks.train + extra)
+
+
+def task_set_of(cfg: TrainConfig):
+    """The task set a run with this config trains and is evaluated on."""
+    return make_task_set(cfg.env, cfg.seed, cfg.n_train_tasks, cfg.n_test_tasks, cfg.extra_train_tasks)
 
 
 def task_label_classes(tasks, label: str) -> dict[str, int]:
@@ -254,8 +283,7 @@ class Trainer:
         self.env = env if env is not None else make_env(cfg.env, cfg.seed, **cfg.env_kwargs)
         if cfg.action_scale != 1.0:
             self.env = ScaledActions(self.env, cfg.action_scale)
-        self.tasks = task_set if task_set is not None else make_task_set(
-            cfg.env, cfg.seed, cfg.n_train_tasks, cfg.n_test_tasks)
+        self.tasks = task_set if task_set is not None else task_set_of(cfg)
         self.train_tasks = list(self.tasks.train[:1] if cfg.single_task else self.tasks.train)
         self.meta = env_metadata(self.env, cfg.env, cfg.episodes)
         self.horizon = self.meta["horizon"]

@@ -317,3 +317,18 @@ def test_privileged_critic_run_exports_a_belief_only_actor(tmp_path):
     assert len(table["success_per_episode"]) == 2
     policy = LoadedPolicy(export_checkpoint(tmp_path / "r" / "checkpoint.pt", tmp_path / "meld.ts"))
     assert policy.metadata.algo == "meld"
+
+
+def test_extra_training_tasks_keep_the_split_and_are_new_balanced_draws():
+    from belief.meld.train import make_task_set, task_set_of
+
+    base = make_task_set("widowx_cable", 0)
+    more = task_set_of(TrainConfig(env="widowx_cable", extra_train_tasks=8))
+    same = [(a.task_id, a.descriptor.tolist()) for a in base.train + base.test]
+    assert [(t.task_id, t.descriptor.tolist()) for t in more.train[:20] + more.test] == same
+    assert [t.task_id for t in more.train[20:]] == [f"train-{i}" for i in range(20, 28)]
+    assert sorted(t.params["port"] for t in more.train[20:]) == [0, 0, 1, 1, 2, 2, 3, 3]  # balanced draws
+    poses = {(t.params["rail"], t.params["rotation"]) for t in more.train + more.test}
+    assert len(poses) == 38  # new rig poses, none repeated from the split
+    with pytest.raises(ValueError, match="extra_train_tasks must be >= 0, got 0, 0, -1"):
+        TrainConfig(extra_train_tasks=-1)
