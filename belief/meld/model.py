@@ -355,11 +355,16 @@ class LatentModel(nn.Module):
         z2 = feats.new_zeros(B, self.cfg.z2_dim)
         a_prev = feats.new_zeros(B, self.cfg.action_dim)
         out: dict[str, list] = {k: [] for k in ("mu1", "std1", "z1", "mu2", "std2", "z2")}
+        # the step flags and every step's noise made on the device up front: a tensor built from a Python
+        # value inside the loop is a host-to-device copy that makes a CUDA step wait for the GPU each frame
+        first_step = torch.ones((), dtype=torch.bool, device=feats.device)
+        later_step = torch.zeros((), dtype=torch.bool, device=feats.device)
+        noise1 = torch.randn(B, T, self.cfg.z1_dim, device=feats.device) if sample else None
+        noise2 = torch.randn(B, T, self.cfg.z2_dim, device=feats.device) if sample else None
         for t in range(T):
-            first = torch.tensor(t == 0, device=feats.device)
-            n1 = torch.randn(B, self.cfg.z1_dim, device=feats.device) if sample else None
-            n2 = torch.randn(B, self.cfg.z2_dim, device=feats.device) if sample else None
-            step = self.filter_step(feats[:, t], z2, a_prev, first, n1, n2)
+            n1 = noise1[:, t] if noise1 is not None else None
+            n2 = noise2[:, t] if noise2 is not None else None
+            step = self.filter_step(feats[:, t], z2, a_prev, first_step if t == 0 else later_step, n1, n2)
             for k, v in zip(out, step, strict=True):
                 out[k].append(v)
             z2, a_prev = step[5], actions[:, t]
