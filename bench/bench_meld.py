@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
                                     "(default: the reduced sizes, batch 4)")
     p.add_argument("--device", default="cpu", help="cpu or cuda: where the training steps run")
     args = p.parse_args(argv or [])
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: CUDA is not available on this machine")
     agent_cfg, batch, repeats = REDUCED, BATCH, 3
     if args.config:
         train_cfg = TrainConfig.from_yaml(args.config, device=args.device)
