@@ -46,8 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--trials", type=int, default=None, help="MELD: trials per held-out task (default 1)")
     p.add_argument("--reset-control", action="store_true",
                    help="MELD: also run the same trials with the belief reset at every episode")
-    p.add_argument("--split", choices=["test", "train"], default=None,
-                   help="MELD: tasks to run, held-out (test, default) or training tasks")
+    p.add_argument("--split", choices=["test", "train", "fresh"], default=None,
+                   help="MELD: tasks to run, held-out (test, default), training tasks, or 40 fresh tasks "
+                        "from the same distribution")
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")

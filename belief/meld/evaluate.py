@@ -19,7 +19,8 @@ import numpy as np
 
 from belief.meld.trials import run_trial
 
-SPLITS = ("test", "train")
+SPLITS = ("test", "train", "fresh")
+FRESH_TASKS = 40  # default number of fresh tasks (10 per port on the cable twin)
 
 
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
@@ -303,8 +304,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
                         reset_control: bool = False, split: str = "test") -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
-    split: "test" (the held-out tasks) or "train" (the training tasks: seen in training, but every port
-    value occurs there, so `ends_by_correct_port` can show whether the policy conditions on the task).
+    split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
+    value occurs there, so `ends_by_correct_port` can show whether the policy conditions on the task) or
+    "fresh" (`n_tasks` new tasks from the same distribution, default 40: held out like "test", over many
+    more rig poses than the split's few held-out tasks).
 
     reset_control: also run the same trials with the belief reset at every episode. Episode 1 is then
     the same, and later episodes start from the same poses without what episode 1 taught: the
@@ -315,9 +318,14 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         raise ValueError(f"MELD evaluation: --tasks must be >= 0 (0 = all held-out tasks), got {n_tasks}")
     if split not in SPLITS:
         raise ValueError(f"MELD evaluation: --split must be one of {SPLITS}, got {split!r}")
+    from belief.meld.train import fresh_tasks, task_label_classes
+
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
     out = Path(out_dir or Path(checkpoint).parent)
-    tasks = list(getattr(trainer.tasks, split)[: n_tasks or None])
+    if split == "fresh":
+        tasks = fresh_tasks(trainer.cfg, n_tasks or FRESH_TASKS)
+    else:
+        tasks = list(getattr(trainer.tasks, split)[: n_tasks or None])
     args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
     label = trainer.cfg.task_label
     res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label)
@@ -327,10 +335,12 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
+        # the run's classes: the label's values over its own tasks (fresh tasks take the same values)
+        labels = task_label_classes([*trainer.tasks.train, *trainer.tasks.test, *tasks], trainer.cfg.task_label)
         table["task_id_accuracy"] = task_id_accuracy(
-            trainer.agent.model, res["trials"], [trainer.task_labels[t.task_id] for t in tasks
+            trainer.agent.model, res["trials"], [labels[t.task_id] for t in tasks
                                                  for _ in range(trials_per_task)], trainer.horizon)
-    where = "held-out" if split == "test" else "training"
+    where = {"test": "held-out", "train": "training", "fresh": "fresh held-out"}[split]
     lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
              "| ends at a port |", "|---|---|---|---|---|---|", *_episode_rows(res)]
     if reset_control:
@@ -389,12 +399,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m belief.meld.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--trials", type=int, default=1, help="trials per held-out task")
-    p.add_argument("--tasks", type=int, default=0, help="number of held-out tasks (0 = all)")
+    p.add_argument("--tasks", type=int, default=0,
+                   help=f"number of tasks (0 = all of the split; with --split fresh, {FRESH_TASKS})")
     p.add_argument("--out", default=None)
     p.add_argument("--reset-control", action="store_true",
                    help="also run the same trials with the belief reset at every episode (what carrying it gains)")
     p.add_argument("--split", choices=SPLITS, default="test",
-                   help="tasks to run: held-out (test, default) or training tasks (what meta-training fitted)")
+                   help="tasks to run: held-out (test, default), training tasks (what meta-training fitted), or "
+                        f"fresh tasks from the same distribution (--tasks of them, default {FRESH_TASKS})")
     return eval_command(p.parse_args(argv))
 
 

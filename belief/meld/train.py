@@ -157,6 +157,8 @@ class ScaledActions:
 
 # seed offset of the stream that extra training tasks are drawn from (any value no run uses as its seed)
 EXTRA_TASK_SEED_OFFSET = 7_919
+# and of fresh tasks, held out from a run's split and extras alike (evaluate --split fresh)
+FRESH_TASK_SEED_OFFSET = 104_729
 
 
 def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0, extra_train: int = 0):
@@ -177,6 +179,19 @@ def make_task_set(name: str, seed: int, n_train: int = 0, n_test: int = 0, extra
     n = len(tasks.train)
     extra = tuple(replace(t, task_id=f"train-{n + i:02d}") for i, t in enumerate(more))
     return replace(tasks, train=tasks.train + extra)
+
+
+def fresh_tasks(cfg: TrainConfig, n: int) -> list:
+    """`n` tasks from the run's distribution that it neither trained nor was evaluated on (ids fresh-NN):
+    a held-out read over many more rig poses than the split's held-out tasks."""
+    from dataclasses import replace
+
+    from belief.registry import make_task_set as registry_task_set
+
+    if n < 1:
+        raise ValueError(f"fresh tasks: need at least 1, got {n}")
+    drawn = registry_task_set(cfg.env, seed=cfg.seed + FRESH_TASK_SEED_OFFSET, n_train=n, n_test=0).train
+    return [replace(t, task_id=f"fresh-{i:02d}") for i, t in enumerate(drawn)]
 
 
 def task_set_of(cfg: TrainConfig):

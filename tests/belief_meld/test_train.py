@@ -62,6 +62,14 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
                                       out_dir=tmp_path / "train_split")
     assert train_table["tasks"] == [t.task_id for t in env.tasks.train] and train_table["split"] == "train"
     assert "training tasks" in (tmp_path / "train_split" / "eval_table.md").read_text()
+    import belief.registry
+    from tests.belief_meld.fake_env import make_task_set as fake_task_set
+
+    monkeypatch.setattr(belief.registry, "make_task_set", lambda name, seed, **sizes: fake_task_set(seed, **sizes))
+    fresh_table = evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, split="fresh",
+                                      n_tasks=3, out_dir=tmp_path / "fresh_split")
+    assert fresh_table["tasks"] == ["fresh-00", "fresh-01", "fresh-02"] and fresh_table["split"] == "fresh"
+    assert "fresh held-out tasks" in (tmp_path / "fresh_split" / "eval_table.md").read_text()
     for bad, match in (({"trials_per_task": 0}, "--trials must be >= 1"), ({"n_tasks": -1}, "--tasks must be >= 0"),
                        ({"split": "val"}, "--split must be one of")):
         with pytest.raises(ValueError, match=match):
@@ -320,7 +328,7 @@ def test_privileged_critic_run_exports_a_belief_only_actor(tmp_path):
 
 
 def test_extra_training_tasks_keep_the_split_and_are_new_balanced_draws():
-    from belief.meld.train import make_task_set, task_set_of
+    from belief.meld.train import fresh_tasks, make_task_set, task_set_of
 
     base = make_task_set("widowx_cable", 0)
     more = task_set_of(TrainConfig(env="widowx_cable", extra_train_tasks=8))
@@ -332,3 +340,9 @@ def test_extra_training_tasks_keep_the_split_and_are_new_balanced_draws():
     assert len(poses) == 38  # new rig poses, none repeated from the split
     with pytest.raises(ValueError, match="extra_train_tasks must be >= 0, got 0, 0, -1"):
         TrainConfig(extra_train_tasks=-1)
+    fresh = fresh_tasks(TrainConfig(env="widowx_cable", extra_train_tasks=8), 8)
+    assert [t.task_id for t in fresh] == [f"fresh-{i:02d}" for i in range(8)]
+    assert sorted(t.params["port"] for t in fresh) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert not poses & {(t.params["rail"], t.params["rotation"]) for t in fresh}  # unseen rig poses
+    with pytest.raises(ValueError, match="fresh tasks: need at least 1, got 0"):
+        fresh_tasks(TrainConfig(env="widowx_cable"), 0)
