@@ -24,7 +24,7 @@ FRESH_TASKS = 40  # default number of fresh tasks (10 per port on the cable twin
 
 
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
-                    seed: int = 0, decode_reward: bool = False, carry_belief: bool = True,
+                    seed: int = 0, decode_reward: bool = False, carry_belief: bool | float = True,
                     task_label: str = "port") -> dict:
     """Deterministic trials on `tasks`: success rate and mean dense return per episode index
     (carry_belief=False: the belief is reset at every episode, see `run_trial`); each trial's record
@@ -301,7 +301,7 @@ def _episode_rows(res: dict, label: str = "") -> list[str]:
 
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
-                        reset_control: bool = False, split: str = "test") -> dict:
+                        reset_control: bool = False, split: str = "test", carry_scale: float = 1.0) -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
     split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
@@ -311,13 +311,18 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
 
     reset_control: also run the same trials with the belief reset at every episode. Episode 1 is then
     the same, and later episodes start from the same poses without what episode 1 taught: the
-    difference in episode 2 is what carrying the belief over the boundary gained (or cost)."""
+    difference in episode 2 is what carrying the belief over the boundary gained (or cost).
+
+    carry_scale: k < 1 carries the task latent's evidence scaled by k into later episodes (the same
+    port estimate, less confident): does the carried belief's confidence, not its content, cost them?"""
     if trials_per_task < 1:
         raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
     if n_tasks < 0:
         raise ValueError(f"MELD evaluation: --tasks must be >= 0 (0 = all held-out tasks), got {n_tasks}")
     if split not in SPLITS:
         raise ValueError(f"MELD evaluation: --split must be one of {SPLITS}, got {split!r}")
+    if not 0.0 <= carry_scale <= 1.0:
+        raise ValueError(f"MELD evaluation: --carry-scale must be in [0, 1], got {carry_scale}")
     from belief.meld.train import fresh_tasks, task_label_classes
 
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
@@ -328,9 +333,11 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         tasks = list(getattr(trainer.tasks, split)[: n_tasks or None])
     args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
     label = trainer.cfg.task_label
-    res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label)
+    carry = True if carry_scale == 1.0 else carry_scale
+    res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label, carry_belief=carry)
     table = {k: v for k, v in res.items() if k != "trials"}
     table["split"] = split
+    table["carry_scale"] = carry_scale
     if "correct_port_per_episode" in res:
         table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
@@ -391,7 +398,8 @@ def eval_command(args) -> int:
         trials, tasks = getattr(args, "trials", None), getattr(args, "tasks", None)
         evaluate_checkpoint(path, 1 if trials is None else trials, 0 if tasks is None else tasks,
                             getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)),
-                            split=getattr(args, "split", None) or "test")
+                            split=getattr(args, "split", None) or "test",
+                            carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale)
     return 0
 
 
@@ -407,6 +415,9 @@ def main(argv=None) -> int:
     p.add_argument("--split", choices=SPLITS, default="test",
                    help="tasks to run: held-out (test, default), training tasks (what meta-training fitted), or "
                         f"fresh tasks from the same distribution (--tasks of them, default {FRESH_TASKS})")
+    p.add_argument("--carry-scale", type=float, default=1.0,
+                   help="carry the task latent's evidence scaled by this factor in [0, 1] into later episodes "
+                        "(1 = MELD's full carry; a diagnostic of what the carried confidence costs)")
     return eval_command(p.parse_args(argv))
 
 

@@ -41,6 +41,17 @@ class MeldPolicy(nn.Module):
         state[0] = 1.0
         return state
 
+    @torch.jit.unused
+    def tempered_state(self, state: torch.Tensor, scale: float) -> torch.Tensor:
+        """`state` with the task latent's evidence scaled by `scale` in [0, 1]: the same port estimate,
+        held with `scale` x its confidence (0 = the prior). An evaluation diagnostic at episode starts."""
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"carried evidence scale must be in [0, 1], got {scale}")
+        if self.task_latent_dim == 0:
+            raise ValueError("a tempered carry needs the task latent (agent.model.task_latent_dim > 0)")
+        z2_end = 1 + self.z2_dim
+        return torch.cat([state[:z2_end], state[z2_end:] * scale])
+
     @torch.jit.export
     def belief(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
                state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from belief.meld.policy import MeldPolicy
@@ -76,3 +77,24 @@ def test_belief_reset_control_starts_each_episode_knowing_nothing(agent, fake_en
                                  policy.initial_state())
     np.testing.assert_allclose(reset.beliefs[L], fresh.numpy(), atol=1e-6)
     assert not np.allclose(carried.beliefs[L], reset.beliefs[L], atol=1e-4)
+
+
+def test_tempered_carry_keeps_the_task_estimate_with_less_evidence(agent, fake_env):
+    """carry_belief=k in (0, 1) scales only the task latent's carried evidence; 0 resets, 1 carries it all."""
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    task = fake_env.tasks.train[0]
+    if policy.task_latent_dim == 0:
+        with pytest.raises(ValueError, match="needs the task latent"):
+            run_trial(fake_env, task, policy, EPISODES, "mean", seed=0, carry_belief=0.5)
+        return
+    state = policy.initial_state() + 1.0
+    tempered = policy.tempered_state(state, 0.25)
+    z2_end = 1 + policy.z2_dim
+    assert torch.equal(tempered[:z2_end], state[:z2_end]) and torch.allclose(tempered[z2_end:], state[z2_end:] * 0.25)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got 1.5"):
+        policy.tempered_state(state, 1.5)
+    full, reset, half = (run_trial(fake_env, task, policy, EPISODES, "mean", seed=0, carry_belief=k)
+                         for k in (True, False, 0.5))
+    ep2 = HORIZON + 1
+    assert np.array_equal(half.beliefs[:ep2], full.beliefs[:ep2])  # episode 1 is the same trial
+    assert not np.allclose(half.beliefs[ep2], full.beliefs[ep2]) and not np.allclose(half.beliefs[ep2], reset.beliefs[ep2])
