@@ -326,6 +326,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     from belief.meld.train import fresh_tasks, task_label_classes
 
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
+    if 0.0 < carry_scale < 1.0 and not trainer.policy.task_latent_dim:
+        raise ValueError(f"MELD evaluation: --carry-scale {carry_scale} needs a model with a task latent "
+                         f"(agent.model.task_latent_dim > 0); {checkpoint} has none")
     out = Path(out_dir or Path(checkpoint).parent)
     if split == "fresh":
         tasks = fresh_tasks(trainer.cfg, n_tasks or FRESH_TASKS)

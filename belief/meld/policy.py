@@ -43,8 +43,9 @@ class MeldPolicy(nn.Module):
 
     @torch.jit.unused
     def tempered_state(self, state: torch.Tensor, scale: float) -> torch.Tensor:
-        """`state` with the task latent's evidence scaled by `scale` in [0, 1]: the same port estimate,
-        held with `scale` x its confidence (0 = the prior). An evaluation diagnostic at episode starts."""
+        """`state` with the task latent's evidence (its precision and weighted-mean sums) scaled by `scale`
+        in [0, 1]: about the same estimate, held with less confidence (0 = the prior). An evaluation
+        diagnostic at episode starts."""
         if not 0.0 <= scale <= 1.0:
             raise ValueError(f"carried evidence scale must be in [0, 1], got {scale}")
         if self.task_latent_dim == 0:
