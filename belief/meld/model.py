@@ -96,6 +96,11 @@ class ModelConfig:
     # from, except that c already names the task, so reading c is the actor's one way to do better in
     # episode 2 than in episode 1. Needs task_latent_dim > 0. False = MELD.
     restart_z_each_episode: bool = False
+    # the task latent's accumulated evidence (precision and weighted-mean sums) is scaled by this at each
+    # episode's reset frame: the same estimate carried with less confidence, in filtering and the exported
+    # step alike, so the actor trains on the belief it acts on in episode 2 (evaluate --carry-scale showed
+    # a fully carried, collapsed task belief costs episode 2's insertion). 1 = carried whole (MELD).
+    task_evidence_carry: float = 1.0
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -129,6 +134,11 @@ class ModelConfig:
         if self.restart_z_each_episode and self.carry_z2_over_reset:
             raise ValueError("ModelConfig.restart_z_each_episode and carry_z2_over_reset contradict each other "
                              "(z2 restarts vs z2 carried over the reset frame): set one")
+        if isinstance(self.task_evidence_carry, bool) or not 0.0 < self.task_evidence_carry <= 1.0:
+            raise ValueError(f"ModelConfig.task_evidence_carry must be in (0, 1] (1 = carried whole), got "
+                             f"{self.task_evidence_carry!r}")
+        if self.task_evidence_carry != 1.0 and not self.task_latent_dim:
+            raise ValueError("ModelConfig.task_evidence_carry scales the task latent's evidence: set task_latent_dim > 0")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -260,6 +270,7 @@ class LatentModel(nn.Module):
         self.episode_start_input = bool(cfg.episode_start_input)
         self.carry_z2_over_reset = bool(cfg.carry_z2_over_reset)
         self.restart_z_each_episode = bool(cfg.restart_z_each_episode)
+        self.task_evidence_carry = float(cfg.task_evidence_carry)
         h, f, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.z1_dim, cfg.z2_dim
         a = cfg.action_dim + int(self.episode_start_input)  # the flag travels with the previous action
         self.encoder = Encoder(cfg)
@@ -372,7 +383,9 @@ class LatentModel(nn.Module):
         if self.task_latent_dim:
             a_prevs = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
             prec, wmean = self.task_factors(feats, a_prevs)
-            post["mu_c"], post["std_c"] = task_posterior(prec.cumsum(1), wmean.cumsum(1))
+            reset = self.reset_frame(a_prevs)
+            post["mu_c"], post["std_c"] = task_posterior(self.carried_cumsum(prec, reset),
+                                                         self.carried_cumsum(wmean, reset))
             post["c"] = post["mu_c"] + post["std_c"] * torch.randn_like(post["std_c"]) if sample else post["mu_c"]
         return post
 
@@ -387,11 +400,22 @@ class LatentModel(nn.Module):
         prec = std.pow(-2)
         return prec, mu * prec
 
+    def carried_cumsum(self, x: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
+        """Running sums of per-frame factors x (B, T, d) over a trial, the sums scaled by
+        `task_evidence_carry` k at each reset frame (reset (B, T, 1) bool): S_t = k^n_t sum_j x_j / k^n_j
+        with n_t the reset frames up to t (the trial's first frame, with zero sums before it, included)."""
+        if self.task_evidence_carry == 1.0:
+            return x.cumsum(1)
+        scale = self.task_evidence_carry ** reset.to(x.dtype).cumsum(1)
+        return scale * (x / scale).cumsum(1)
+
     def task_step(self, feat: torch.Tensor, a_prev: torch.Tensor, sums: torch.Tensor):
         """Add one frame's factor to the running sums `sums` = [precisions, weighted means] (..., 2c):
         (mu_c, std_c, new sums). Zero sums are the prior N(0, I), the state at a trial's start."""
         prec, wmean = self.task_factors(feat, a_prev)
         c = self.task_latent_dim
+        if self.task_evidence_carry != 1.0:  # an episode's reset frame: carry the evidence scaled
+            sums = torch.where(self.reset_frame(a_prev), sums * self.task_evidence_carry, sums)
         prec, wmean = sums[..., :c] + prec, sums[..., c:] + wmean
         mu_c, std_c = task_posterior(prec, wmean)
         return mu_c, std_c, torch.cat([prec, wmean], -1)

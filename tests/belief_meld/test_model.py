@@ -497,3 +497,38 @@ def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_i
     for bad in (-1, 2.0, True):
         with pytest.raises(ValueError, match="task_latent_dim must be a whole number"):
             ModelConfig(action_dim=2, task_latent_dim=bad)
+
+
+def test_task_evidence_carry_scales_episode_1s_evidence_at_the_reset_frame():
+    """task_evidence_carry k: from episode 2's reset frame on, q(c_t)'s sums are k x episode 1's plus
+    episode 2's own factors, in the sequence filter and the step-by-step sums alike; episode 1 unchanged."""
+    from belief.meld.model import task_posterior
+
+    cfg = tiny_agent_config().model
+    cfg.task_latent_dim, cfg.restart_z_each_episode = 4, True
+    torch.manual_seed(0)
+    whole = LatentModel(cfg)
+    cfg.task_evidence_carry = 0.1
+    torch.manual_seed(0)
+    tempered = LatentModel(cfg)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0  # episode 1's last action: the reset frame follows
+    with torch.no_grad():
+        pw, pt = (m.posterior(b["images"], b["actions"], b["reward_dense"], sample=False) for m in (whole, tempered))
+        feats = tempered.features(b["images"], b["reward_dense"])
+        a_prev = torch.cat([torch.zeros_like(b["actions"][:, :1]), b["actions"][:, :-1]], 1)
+        prec, wmean = tempered.task_factors(feats, a_prev)
+        ep2, t = HORIZON + 1, HORIZON + 3
+        mu, std = task_posterior(0.1 * prec[:, :ep2].sum(1) + prec[:, ep2:t + 1].sum(1),
+                                 0.1 * wmean[:, :ep2].sum(1) + wmean[:, ep2:t + 1].sum(1))
+        sums = torch.zeros(b["actions"].shape[0], 2 * cfg.task_latent_dim)
+        for s in range(t + 1):
+            mu_s, std_s, sums = tempered.task_step(feats[:, s], a_prev[:, s], sums)
+    assert torch.allclose(pt["mu_c"][:, :ep2], pw["mu_c"][:, :ep2], atol=1e-6)
+    assert torch.allclose(pt["mu_c"][:, t], mu, atol=1e-5) and torch.allclose(pt["std_c"][:, t], std, atol=1e-6)
+    assert torch.allclose(mu_s, mu, atol=1e-5) and torch.allclose(std_s, std, atol=1e-6)
+    assert (pt["std_c"][:, ep2] > pw["std_c"][:, ep2]).all()  # episode 2 starts less sure
+    for bad, match in (({"task_evidence_carry": 0.0, "task_latent_dim": 2}, r"must be in \(0, 1\]"),
+                       ({"task_evidence_carry": 0.5}, "set task_latent_dim > 0")):
+        with pytest.raises(ValueError, match=match):
+            ModelConfig(action_dim=2, **bad)
