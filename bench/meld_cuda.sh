@@ -12,6 +12,7 @@ set -u
 OUT_DIR=${1:?usage: bash bench/meld_cuda.sh OUT_DIR [TRAIN_MINUTES] [DEVICE]}
 MINUTES=${2:-5}
 DEVICE=${3:-cuda}
+[[ $MINUTES =~ ^[1-9][0-9]*$ ]] || { echo "bench/meld_cuda.sh: TRAIN_MINUTES must be a whole number >= 1, got '$MINUTES'" >&2; exit 2; }
 RUN=${MELD_CUDA_RUN_DIR:-/tmp/meld_cuda_run}
 PY=${PYTHON:-python3}
 CONFIG=${MELD_CUDA_CONFIG:-config/train_meld_full.yaml}  # the run's config (the reduced one for a dry run)

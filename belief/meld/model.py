@@ -403,10 +403,11 @@ class LatentModel(nn.Module):
     def carried_cumsum(self, x: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
         """Running sums of per-frame factors x (B, T, d) over a trial, the sums scaled by
         `task_evidence_carry` k at each reset frame (reset (B, T, 1) bool): S_t = k^n_t sum_j x_j / k^n_j
-        with n_t the reset frames up to t (the trial's first frame, with zero sums before it, included)."""
+        with n_t the reset frames after the trial's first frame up to t (episode 1's sums stay exact)."""
         if self.task_evidence_carry == 1.0:
             return x.cumsum(1)
-        scale = self.task_evidence_carry ** reset.to(x.dtype).cumsum(1)
+        later_resets = reset[:, 1:].to(x.dtype).cumsum(1)
+        scale = self.task_evidence_carry ** torch.cat([torch.zeros_like(later_resets[:, :1]), later_resets], 1)
         return scale * (x / scale).cumsum(1)
 
     def task_step(self, feat: torch.Tensor, a_prev: torch.Tensor, sums: torch.Tensor):
