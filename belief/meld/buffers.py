@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+FIELDS = ("images", "actions", "reward_dense", "reward_sparse")
 
 
 @dataclass
@@ -57,8 +60,7 @@ class SequenceBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def get(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        return {"images": self.images[idx], "actions": self.actions[idx],
-                "reward_dense": self.reward_dense[idx], "reward_sparse": self.reward_sparse[idx]}
+        return {k: getattr(self, k)[idx] for k in FIELDS}
 
     def stored(self) -> dict[str, np.ndarray]:
         """The stored trials as views (no copy), in slot order, not age order."""
@@ -73,14 +75,58 @@ class SequenceBuffer:
         """The `n` most recent trials (all if fewer), oldest first (a copy)."""
         return self.get(self.age_order()[-n:])
 
-    def state_dict(self) -> dict:
-        return self.get(self.age_order())
+    def rotate_to_age_order(self) -> None:
+        """Move the oldest trial to slot 0 in place (row swaps, no copy of the buffer)."""
+        if self.size < self.capacity or self.next == 0:
+            return  # slots already hold the trials oldest first
+        for k in FIELDS:
+            arr = getattr(self, k)
+            for lo, hi in ((0, self.next), (self.next, self.capacity), (0, self.capacity)):
+                _reverse_rows(arr, lo, hi)
+        self.next = 0
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The stored trials, oldest first, as tensors sharing this buffer's memory.
+
+        Tensors because torch.save writes them straight from memory, while numpy arrays are pickled
+        through an in-memory copy (twice the buffer at every checkpoint)."""
+        self.rotate_to_age_order()
+        return {k: torch.from_numpy(v) for k, v in self.stored().items()}
 
     def load_state_dict(self, data: dict) -> None:
-        self.size = self.next = 0
-        for i in range(len(data["images"])):
-            self.add(Trial(data["images"][i], data["actions"][i], data["reward_dense"][i],
-                           data["reward_sparse"][i], np.zeros(0, bool)))
+        """Restore from `state_dict` (tensors or arrays, oldest first; the newest `capacity` are kept).
+
+        A full buffer adopts the given memory rather than copying it (a resumed run would otherwise hold
+        its replay data twice); the caller must not reuse `data`."""
+        rows = {k: np.asarray(data[k])[-self.capacity:] for k in FIELDS}
+        n = len(rows["images"])
+        for k in FIELDS:
+            want = getattr(self, k)
+            if rows[k].shape[1:] != want.shape[1:] or len(rows[k]) != n:
+                raise ValueError(f"replay state: {k} has shape {rows[k].shape}, this buffer holds "
+                                 f"{n} x {want.shape[1:]}")
+        if n == self.capacity:
+            for k in FIELDS:
+                setattr(self, k, np.ascontiguousarray(rows[k], getattr(self, k).dtype))
+        else:
+            for k in FIELDS:
+                getattr(self, k)[:n] = rows[k]
+        self.size, self.next = n, n % self.capacity
+
+
+def _reverse_rows(arr: np.ndarray, lo: int, hi: int) -> None:
+    """Reverse arr[lo:hi] along the first axis in place, one row at a time."""
+    i, j = lo, hi - 1
+    while i < j:
+        row = arr[i].copy()
+        arr[i] = arr[j]
+        arr[j] = row
+        i, j = i + 1, j - 1
+
+
+def stored_trials(state: dict) -> dict[str, dict[str, np.ndarray]]:
+    """A checkpoint's `buffers` entry as numpy arrays per task (views of the loaded tensors, no copy)."""
+    return {tid: {k: np.asarray(v) for k, v in d.items()} for tid, d in state.items()}
 
 
 class TaskBuffers:
@@ -120,9 +166,12 @@ class TaskBuffers:
 
     def recent(self, n: int) -> dict[str, dict[str, np.ndarray]]:
         """Every task's `n` most recent trials; n <= 0 means all of them (as `stored`, views)."""
-        if n <= 0:
-            return self.stored()
-        return {tid: b.recent(n) for tid, b in self.buffers.items()}
+        return dict(self.recent_each(n))
+
+    def recent_each(self, n: int):
+        """(task id, its `n` most recent trials) one task at a time, so a caller holds one task's copy."""
+        for tid, b in self.buffers.items():
+            yield tid, (b.stored() if n <= 0 else b.recent(n))
 
     def state_dict(self) -> dict:
         return {tid: b.state_dict() for tid, b in self.buffers.items()}

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from belief.meld.buffers import stored_trials
 from belief.meld.model import LatentModel, belief_columns
 
 
@@ -310,7 +311,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
         raise ValueError(f"task probe: tasks {missing[:3]} have no parameter {label!r} "
                          f"(they have {sorted(next(iter(params.values())))})")
     buffers = (fresh_trials(trainer.env, trainer.policy, tasks.train, cfg.episodes, fresh, cfg.agent.reward_input)
-               if fresh else state["buffers"])
+               if fresh else stored_trials(state["buffers"]))
     beliefs, rewards, ids = filter_trials(model, buffers, cfg.agent.reward_input)
     labels = np.array([params[t][label] for t in ids])
     T = beliefs.shape[1]

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from belief.meld.agent import MeldAgent
+from belief.meld.buffers import stored_trials
 from belief.meld.probe import filter_trials
 
 
@@ -52,13 +53,14 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
         raise ValueError(f"{checkpoint}: holds no replay trials to refit on")
     torch.manual_seed(seed)
     cfg = TrainConfig(**{**state["config"], "device": "cpu"})
-    T = next(iter(state["buffers"].values()))["actions"].shape[1]
+    trials = stored_trials(state["buffers"])
+    T = next(iter(trials.values()))["actions"].shape[1]
     agent = MeldAgent(cfg.agent, cfg.episodes, T // cfg.episodes - 1)
     agent.load_state_dict(state["agent"], weights_only=True)  # fresh optimisers, as for a new regime
     tasks = task_set if task_set is not None else task_set_of(cfg)
     features = (task_descriptors([*tasks.train, *tasks.test], cfg.task_label) if cfg.agent.privileged_critic
                 else {})
-    data = replay_transitions(agent, state["buffers"], features)
+    data = replay_transitions(agent, trials, features)
     n = len(data["obs"])
     for _ in tqdm(range(updates), desc="refit actor-critic", mininterval=5):
         idx = torch.randint(n, (batch,))

@@ -393,8 +393,12 @@ class Trainer:
 
         a = self.cfg.agent
         if self._ac_cache is None or self.grad_steps - self._ac_cache_step >= a.ac_cache_refresh:
-            self._ac_cache = replay_transitions(self.agent, self.buffers.recent(a.ac_recent_trials),
-                                               self.task_features)
+            self._ac_cache = None  # dropped before its replacement is built: one cache in memory
+            # filtered one task at a time: only one task's copy of its recent trials is held at once
+            parts = [replay_transitions(self.agent, {tid: trials}, self.task_features)
+                     for tid, trials in self.buffers.recent_each(a.ac_recent_trials)]
+            self._ac_cache = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            del parts
             self.agent.model.train()  # filtering put it in eval mode
             self._ac_cache_step = self.grad_steps
         n = len(self._ac_cache["obs"])

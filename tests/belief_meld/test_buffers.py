@@ -25,6 +25,33 @@ def test_ring_buffer_keeps_the_newest_trials_in_order():
     assert np.array_equal(copy.state_dict()["images"], state["images"])
 
 
+def test_a_checkpoint_shares_the_buffers_memory_and_resumes_the_ring(tmp_path):
+    from belief.checkpoint import atomic_save, load
+
+    buf = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    for v in range(5):  # wrapped: slots hold 3, 4, 2
+        buf.add(_trial(v))
+    state = buf.state_dict()
+    assert np.shares_memory(state["images"].numpy(), buf.images)  # torch.save writes it without a copy
+    assert buf.state_dict()["reward_dense"][:, 0].tolist() == [2, 3, 4]  # still oldest first after rotating
+    buf.add(_trial(5))  # the rotation kept the ring: the oldest (2) is the one overwritten
+    assert buf.state_dict()["reward_dense"][:, 0].tolist() == [3, 4, 5]
+    atomic_save({"buffer": buf.state_dict()}, tmp_path / "ckpt.pt")
+    resumed = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    resumed.load_state_dict(load(tmp_path / "ckpt.pt")["buffer"])
+    resumed.add(_trial(6))
+    assert resumed.state_dict()["reward_dense"][:, 0].tolist() == [4, 5, 6]
+    assert resumed.state_dict()["images"][:, 0, 0, 0, 0].tolist() == [4, 5, 6]
+    partial = SequenceBuffer(4, 6, (4, 8, 3), 2)  # a larger capacity: copied in, then filled on
+    partial.load_state_dict(load(tmp_path / "ckpt.pt")["buffer"])
+    partial.add(_trial(7))
+    partial.add(_trial(8))
+    assert partial.state_dict()["reward_dense"][:, 0].tolist() == [4, 5, 7, 8]
+    smaller = SequenceBuffer(2, 6, (4, 8, 3), 2)  # a smaller one keeps the newest
+    smaller.load_state_dict(load(tmp_path / "ckpt.pt")["buffer"])
+    assert smaller.state_dict()["reward_dense"][:, 0].tolist() == [4, 5]
+
+
 def test_stored_trials_are_views_of_the_filled_slots():
     bufs = TaskBuffers(3, 6, (4, 8, 3), 2)
     for v in range(4):
@@ -70,3 +97,7 @@ def test_bad_input_is_refused_with_a_clear_message():
         Trial(np.zeros((6, 4, 8, 3), np.uint8), np.zeros((5, 2)), np.zeros(6), np.zeros(6), np.zeros(2, bool))
     with pytest.raises(ValueError, match="no trials"):
         TaskBuffers(2, 6, (4, 8, 3), 2).sample(1, np.random.default_rng(0))
+    other = SequenceBuffer(2, 6, (4, 8, 3), 2)
+    other.add(_trial(1))
+    with pytest.raises(ValueError, match="replay state: images has shape"):
+        SequenceBuffer(2, 6, (8, 8, 3), 2).load_state_dict(other.state_dict())
