@@ -48,7 +48,7 @@ def _filled(tasks: int, capacity: int, rng) -> TaskBuffers:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.bench_replay", description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", type=int, default=8, help="tasks in the replay buffers (default 8)")
+    p.add_argument("--tasks", type=int, default=4, help="tasks in the replay buffers (default 4)")
     p.add_argument("--capacity", type=int, default=30, help="trials per task (default 30, as the configs)")
     args = p.parse_args(argv)
     if not Path("/proc/self/clear_refs").exists():
