@@ -93,11 +93,11 @@ class SequenceBuffer:
         self.rotate_to_age_order()
         return {k: torch.from_numpy(v) for k, v in self.stored().items()}
 
-    def load_state_dict(self, data: dict) -> None:
+    def load_state_dict(self, data: dict, adopt: bool = False) -> None:
         """Restore from `state_dict` (tensors or arrays, oldest first; the newest `capacity` are kept).
 
-        A full buffer adopts the given memory rather than copying it (a resumed run would otherwise hold
-        its replay data twice); the caller must not reuse `data`."""
+        adopt: a full buffer takes over the given memory instead of copying it (a resumed run would
+        otherwise hold its replay data twice); only for data nothing else uses, e.g. a loaded checkpoint."""
         rows = {k: np.asarray(data[k])[-self.capacity:] for k in FIELDS}
         n = len(rows["images"])
         for k in FIELDS:
@@ -105,7 +105,7 @@ class SequenceBuffer:
             if rows[k].shape[1:] != want.shape[1:] or len(rows[k]) != n:
                 raise ValueError(f"replay state: {k} has shape {rows[k].shape}, this buffer holds "
                                  f"{n} x {want.shape[1:]}")
-        if n == self.capacity:
+        if adopt and n == self.capacity:
             for k in FIELDS:
                 setattr(self, k, np.ascontiguousarray(rows[k], getattr(self, k).dtype))
         else:
@@ -176,8 +176,9 @@ class TaskBuffers:
     def state_dict(self) -> dict:
         return {tid: b.state_dict() for tid, b in self.buffers.items()}
 
-    def load_state_dict(self, data: dict) -> None:
+    def load_state_dict(self, data: dict, adopt: bool = False) -> None:
+        """Restore every task's buffer (`SequenceBuffer.load_state_dict`; adopt: take over the memory)."""
         self.buffers = {}
         for tid, d in data.items():
             self.buffers[tid] = SequenceBuffer(*self.args)
-            self.buffers[tid].load_state_dict(d)
+            self.buffers[tid].load_state_dict(d, adopt)

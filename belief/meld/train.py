@@ -350,7 +350,7 @@ class Trainer:
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
         self.agent.load_state_dict(state["agent"])
-        self.buffers.load_state_dict(state["buffers"])
+        self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
         for k, v in state["counters"].items():
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -419,7 +419,7 @@ class Trainer:
         """MELD's sparse-reward procedure: start from the shaped agent's replay data (and its weights)."""
         src = Path(self.cfg.warm_start) / CHECKPOINT
         state = load_checkpoint(src)
-        self.buffers.load_state_dict(state["buffers"])
+        self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
         if self.cfg.warm_start_model:
             self.agent.model.load_state_dict(state["agent"]["model"])
         self.env_steps = int(state["counters"]["env_steps"])  # the data was paid for: keep counting from there

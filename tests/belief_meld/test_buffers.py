@@ -23,6 +23,7 @@ def test_ring_buffer_keeps_the_newest_trials_in_order():
     copy = SequenceBuffer(3, 6, (4, 8, 3), 2)
     copy.load_state_dict(state)
     assert np.array_equal(copy.state_dict()["images"], state["images"])
+    assert not np.shares_memory(copy.images, buf.images)  # copied unless told to adopt
 
 
 def test_a_checkpoint_shares_the_buffers_memory_and_resumes_the_ring(tmp_path):
@@ -38,7 +39,9 @@ def test_a_checkpoint_shares_the_buffers_memory_and_resumes_the_ring(tmp_path):
     assert buf.state_dict()["reward_dense"][:, 0].tolist() == [3, 4, 5]
     atomic_save({"buffer": buf.state_dict()}, tmp_path / "ckpt.pt")
     resumed = SequenceBuffer(3, 6, (4, 8, 3), 2)
-    resumed.load_state_dict(load(tmp_path / "ckpt.pt")["buffer"])
+    loaded = load(tmp_path / "ckpt.pt")["buffer"]
+    resumed.load_state_dict(loaded, adopt=True)
+    assert np.shares_memory(resumed.images, loaded["images"].numpy())  # taken over, not copied
     resumed.add(_trial(6))
     assert resumed.state_dict()["reward_dense"][:, 0].tolist() == [4, 5, 6]
     assert resumed.state_dict()["images"][:, 0, 0, 0, 0].tolist() == [4, 5, 6]
