@@ -8,6 +8,7 @@ with frame t (zero on each episode's first frame, masked out of the reward likel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,7 @@ class SequenceBuffer:
         """The stored trials, oldest first, as tensors sharing this buffer's memory.
 
         Tensors because torch.save writes them straight from memory, while numpy arrays are pickled
-        through an in-memory copy (twice the buffer at every checkpoint)."""
+        through in-memory copies (7.5x the buffers at their peak: `python -m bench replay`)."""
         self.rotate_to_age_order()
         return {k: torch.from_numpy(v) for k, v in self.stored().items()}
 
@@ -168,7 +169,7 @@ class TaskBuffers:
         """Every task's `n` most recent trials; n <= 0 means all of them (as `stored`, views)."""
         return dict(self.recent_each(n))
 
-    def recent_each(self, n: int):
+    def recent_each(self, n: int) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """(task id, its `n` most recent trials) one task at a time, so a caller holds one task's copy."""
         for tid, b in self.buffers.items():
             yield tid, (b.stored() if n <= 0 else b.recent(n))

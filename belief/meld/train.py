@@ -397,6 +397,8 @@ class Trainer:
             # filtered one task at a time: only one task's copy of its recent trials is held at once
             parts = [replay_transitions(self.agent, {tid: trials}, self.task_features)
                      for tid, trials in self.buffers.recent_each(a.ac_recent_trials)]
+            if not parts:
+                raise ValueError("actor-critic cache: the replay buffers hold no trials to filter")
             self._ac_cache = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
             del parts
             self.agent.model.train()  # filtering put it in eval mode
