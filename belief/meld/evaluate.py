@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -301,7 +302,8 @@ def _episode_rows(res: dict, label: str = "") -> list[str]:
 
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
-                        reset_control: bool = False, split: str = "test", carry_scale: float = 1.0) -> dict:
+                        reset_control: bool = False, split: str = "test", carry_scale: float = 1.0,
+                        carry_cap: float = 0.0) -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
     split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
@@ -314,7 +316,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     difference in episode 2 is what carrying the belief over the boundary gained (or cost).
 
     carry_scale: k < 1 carries the task latent's evidence scaled by k into later episodes (the same
-    port estimate, less confident): does the carried belief's confidence, not its content, cost them?"""
+    port estimate, less confident): does the carried belief's confidence, not its content, cost them?
+    carry_cap: p > 0 caps the carried evidence at precision p per dimension instead, keeping the
+    estimate (`MeldPolicy.capped_state`: weak evidence, a failed episode's, is carried whole)."""
     if trials_per_task < 1:
         raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
     if n_tasks < 0:
@@ -323,12 +327,18 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         raise ValueError(f"MELD evaluation: --split must be one of {SPLITS}, got {split!r}")
     if not 0.0 <= carry_scale <= 1.0:
         raise ValueError(f"MELD evaluation: --carry-scale must be in [0, 1], got {carry_scale}")
+    if carry_cap < 0.0:
+        raise ValueError(f"MELD evaluation: --carry-cap must be a precision > 0 (0 = no cap), got {carry_cap}")
+    if carry_cap and carry_scale != 1.0:
+        raise ValueError("MELD evaluation: --carry-cap and --carry-scale are two ways to temper the carry; give one")
     from belief.meld.train import fresh_tasks, task_label_classes
 
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
-    if 0.0 < carry_scale < 1.0 and not trainer.policy.task_latent_dim:
-        raise ValueError(f"MELD evaluation: --carry-scale {carry_scale} needs a model with a task latent "
-                         f"(agent.model.task_latent_dim > 0); {checkpoint} has none")
+    for flag, value, active in (("--carry-scale", carry_scale, 0.0 < carry_scale < 1.0),
+                                ("--carry-cap", carry_cap, carry_cap > 0.0)):
+        if active and not trainer.policy.task_latent_dim:
+            raise ValueError(f"MELD evaluation: {flag} {value} needs a model with a task latent "
+                             f"(agent.model.task_latent_dim > 0); {checkpoint} has none")
     out = Path(out_dir or Path(checkpoint).parent)
     if split == "fresh":
         tasks = fresh_tasks(trainer.cfg, n_tasks or FRESH_TASKS)
@@ -337,10 +347,13 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
     label = trainer.cfg.task_label
     carry = True if carry_scale == 1.0 else carry_scale
+    if carry_cap:
+        carry = partial(trainer.policy.capped_state, cap=carry_cap)
     res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label, carry_belief=carry)
     table = {k: v for k, v in res.items() if k != "trials"}
     table["split"] = split
     table["carry_scale"] = carry_scale
+    table["carry_cap"] = carry_cap
     if "correct_port_per_episode" in res:
         table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
@@ -402,7 +415,8 @@ def eval_command(args) -> int:
         evaluate_checkpoint(path, 1 if trials is None else trials, 0 if tasks is None else tasks,
                             getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)),
                             split=getattr(args, "split", None) or "test",
-                            carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale)
+                            carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale,
+                            carry_cap=getattr(args, "carry_cap", None) or 0.0)
     return 0
 
 
@@ -421,6 +435,9 @@ def main(argv=None) -> int:
     p.add_argument("--carry-scale", type=float, default=1.0,
                    help="carry the task latent's evidence scaled by this factor in [0, 1] into later episodes "
                         "(1 = MELD's full carry; a diagnostic of what the carried confidence costs)")
+    p.add_argument("--carry-cap", type=float, default=0.0,
+                   help="instead, cap the carried evidence at this precision per task-latent dimension, keeping "
+                        "the estimate (0 = no cap): weak evidence, e.g. a failed episode's, is carried whole")
     return eval_command(p.parse_args(argv))
 
 

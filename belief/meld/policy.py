@@ -53,6 +53,21 @@ class MeldPolicy(nn.Module):
         z2_end = 1 + self.z2_dim
         return torch.cat([state[:z2_end], state[z2_end:] * scale])
 
+    def capped_state(self, state: torch.Tensor, cap: float) -> torch.Tensor:
+        """`state` with the task latent's evidence capped at precision `cap` per dimension, its estimate
+        (posterior mean) kept: a confident estimate is held less confidently while weak evidence (a
+        failed episode's) is carried whole, where `tempered_state` pulls weak evidence to the prior. An
+        evaluation diagnostic at episode starts."""
+        if not cap > 0.0:
+            raise ValueError(f"carried evidence cap must be a precision > 0, got {cap}")
+        if self.task_latent_dim == 0:
+            raise ValueError("a capped carry needs the task latent (agent.model.task_latent_dim > 0)")
+        z2_end, c = 1 + self.z2_dim, self.task_latent_dim
+        prec, wmean = state[z2_end:z2_end + c], state[z2_end + c:z2_end + 2 * c]
+        capped = prec.clamp(max=cap)
+        mean = wmean / (1.0 + prec)  # task_posterior's mean under the N(0, I) prior
+        return torch.cat([state[:z2_end], capped, mean * (1.0 + capped), state[z2_end + 2 * c:]])
+
     @torch.jit.export
     def belief(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
                state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ replay buffer (see `buffers`), so training and acting see the same sequences.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,14 +43,16 @@ def _rewards(info: dict) -> tuple[float, float]:
 
 def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "sample",
               reward_input: str = "dense", rng: np.random.Generator | None = None,
-              seed: int | None = None, decode_reward: bool = False, carry_belief: bool | float = True) -> TrialResult:
+              seed: int | None = None, decode_reward: bool = False,
+              carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True) -> TrialResult:
     """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
 
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
     collection), "mean" (deterministic: evaluation, identical to the exported module).
     carry_belief=False resets the belief at every episode (an evaluation control: with the same seeds,
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
-    k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`)."""
+    k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
+    maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`)."""
     if mode not in MODES:
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
     if mode != "random" and policy is None:
@@ -65,6 +68,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task})
         if policy is not None and e > 0 and not carry_belief:
             state = policy.initial_state().to(device)
+        elif policy is not None and e > 0 and callable(carry_belief):
+            state = carry_belief(state)
         elif policy is not None and e > 0 and carry_belief is not True and carry_belief != 1:
             state = policy.tempered_state(state, float(carry_belief))
         prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0

@@ -73,7 +73,10 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
     for bad, match in (({"trials_per_task": 0}, "--trials must be >= 1"), ({"n_tasks": -1}, "--tasks must be >= 0"),
                        ({"split": "val"}, "--split must be one of"),
                        ({"carry_scale": 1.5}, r"--carry-scale must be in \[0, 1\], got 1.5"),
-                       ({"carry_scale": 0.5}, "--carry-scale 0.5 needs a model with a task latent")):
+                       ({"carry_scale": 0.5}, "--carry-scale 0.5 needs a model with a task latent"),
+                       ({"carry_cap": -1.0}, r"--carry-cap must be a precision > 0 \(0 = no cap\), got -1.0"),
+                       ({"carry_cap": 5.0, "carry_scale": 0.5}, "give one"),
+                       ({"carry_cap": 5.0}, "--carry-cap 5.0 needs a model with a task latent")):
         with pytest.raises(ValueError, match=match):
             evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, **bad)
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))

@@ -80,7 +80,8 @@ def test_belief_reset_control_starts_each_episode_knowing_nothing(agent, fake_en
 
 
 def test_tempered_carry_keeps_the_task_estimate_with_less_evidence(agent, fake_env):
-    """carry_belief=k in (0, 1) scales only the task latent's carried evidence; 0 resets, 1 carries it all."""
+    """carry_belief=k in (0, 1) scales only the task latent's carried evidence; 0 resets, 1 carries it all;
+    a capped carry caps its precision per dimension and keeps the estimate."""
     policy = MeldPolicy(agent.model, agent.sac.actor)
     task = fake_env.tasks.train[0]
     if policy.task_latent_dim == 0:
@@ -93,8 +94,22 @@ def test_tempered_carry_keeps_the_task_estimate_with_less_evidence(agent, fake_e
     assert torch.equal(tempered[:z2_end], state[:z2_end]) and torch.allclose(tempered[z2_end:], state[z2_end:] * 0.25)
     with pytest.raises(ValueError, match=r"must be in \[0, 1\], got 1.5"):
         policy.tempered_state(state, 1.5)
+    sums = state.clone()
+    c = policy.task_latent_dim
+    sums[z2_end:z2_end + c] = torch.linspace(0.5, 50.0, c)  # weak to strong evidence per dimension
+    capped = policy.capped_state(sums, 5.0)
+    prec, wmean = capped[z2_end:z2_end + c], capped[z2_end + c:]
+    assert torch.equal(capped[:z2_end], sums[:z2_end]) and prec.max() == 5.0
+    assert torch.equal(prec[sums[z2_end:z2_end + c] <= 5.0], sums[z2_end:z2_end + c][sums[z2_end:z2_end + c] <= 5.0])
+    assert torch.allclose(wmean / (1 + prec), sums[z2_end + c:] / (1 + sums[z2_end:z2_end + c]))  # estimate kept
+    with pytest.raises(ValueError, match="cap must be a precision > 0, got 0"):
+        policy.capped_state(sums, 0)
     full, reset, half = (run_trial(fake_env, task, policy, EPISODES, "mean", seed=0, carry_belief=k)
                          for k in (True, False, 0.5))
     ep2 = HORIZON + 1
+    capped_run = run_trial(fake_env, task, policy, EPISODES, "mean", seed=0,
+                           carry_belief=lambda s: policy.capped_state(s, 1e-3))
+    assert np.array_equal(capped_run.beliefs[:ep2], full.beliefs[:ep2])
+    assert not np.allclose(capped_run.beliefs[ep2], full.beliefs[ep2])
     assert np.array_equal(half.beliefs[:ep2], full.beliefs[:ep2])  # episode 1 is the same trial
     assert not np.allclose(half.beliefs[ep2], full.beliefs[ep2]) and not np.allclose(half.beliefs[ep2], reset.beliefs[ep2])
