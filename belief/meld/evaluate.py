@@ -13,19 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from belief.meld.trials import run_trial
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("test", "train", "fresh")
 FRESH_TASKS = 40  # default number of fresh tasks (10 per port on the cable twin)
 
 
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
-                    seed: int = 0, decode_reward: bool = False, carry_belief: bool | float = True,
+                    seed: int = 0, decode_reward: bool = False,
+                    carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
                     task_label: str = "port") -> dict:
     """Deterministic trials on `tasks`: success rate and mean dense return per episode index
     (carry_belief=False: the belief is reset at every episode, see `run_trial`); each trial's record
@@ -383,6 +389,10 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
                      ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(acc["episode_start"], acc["episode_end"],
                                                                      strict=True)))
     lines.append(f"\n{res['n_trials']} trials on {len(tasks)} {where} tasks, {table['env_steps']} env steps")
+    if carry_cap or carry_scale != 1.0:  # a tempered read must say so wherever its table is read
+        how = f"capped at precision {carry_cap}" if carry_cap else f"scaled by {carry_scale}"
+        lines.append(f"carried belief: the task latent's evidence {how} at each later episode's start "
+                     "(a diagnostic; MELD carries it whole)")
     if reset_control:
         lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
                      "identical, so only later episodes are listed")

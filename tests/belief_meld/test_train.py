@@ -230,6 +230,11 @@ def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, ta
     env = FakeImageEnv(episode_steps=3)
     table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks)
     assert len(table["success_per_episode"]) == 2
+    if task_latent_dim:  # a capped carry is recorded in the table and said in its markdown
+        capped = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks, carry_cap=2.0,
+                                     out_dir=tmp_path / "capped")
+        assert capped["carry_cap"] == 2.0 and len(capped["success_per_episode"]) == 2
+        assert "evidence capped at precision 2.0" in (tmp_path / "capped" / "eval_table.md").read_text()
     policy = LoadedPolicy(export_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "meld.ts"))
     action, state = policy.step(np.zeros((16, 32, 3), np.uint8), np.zeros(2, np.float32), 0.0,
                                 policy.initial_state())
