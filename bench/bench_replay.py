@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", type=int, default=4, help="tasks in the replay buffers (default 4)")
     p.add_argument("--capacity", type=int, default=30, help="trials per task (default 30, as the configs)")
     args = p.parse_args(argv or [])  # `python -m bench replay` calls main() under the runner's argv
+    if args.tasks < 1 or args.capacity < 1:
+        p.error(f"--tasks and --capacity must be >= 1, got {args.tasks} and {args.capacity}")
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError as exc:  # not Linux, or /proc read-only in a container

@@ -53,6 +53,7 @@ class MeldPolicy(nn.Module):
         z2_end = 1 + self.z2_dim
         return torch.cat([state[:z2_end], state[z2_end:] * scale])
 
+    @torch.jit.unused
     def capped_state(self, state: torch.Tensor, cap: float) -> torch.Tensor:
         """`state` with the task latent's evidence capped at precision `cap` per dimension, its estimate
         (posterior mean) kept: a confident estimate is held less confidently while weak evidence (a
