@@ -101,6 +101,12 @@ class ModelConfig:
     # step alike, so the actor trains on the belief it acts on in episode 2 (evaluate --carry-scale showed
     # a fully carried, collapsed task belief costs episode 2's insertion). 1 = carried whole (MELD).
     task_evidence_carry: float = 1.0
+    # the task latent's accumulated precision is capped at this, per dimension, at each episode's reset
+    # frame, its estimate (posterior mean) kept: a confident estimate is carried less confidently while
+    # weak evidence (a failed episode's, spread over many frames) is carried whole, where
+    # task_evidence_carry pulls it to the prior with the rest. In filtering and the exported step alike.
+    # 0 = no cap (MELD).
+    task_evidence_cap: float = 0.0
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -139,6 +145,14 @@ class ModelConfig:
                              f"{self.task_evidence_carry!r}")
         if self.task_evidence_carry != 1.0 and not self.task_latent_dim:
             raise ValueError("ModelConfig.task_evidence_carry scales the task latent's evidence: set task_latent_dim > 0")
+        if isinstance(self.task_evidence_cap, bool) or not self.task_evidence_cap >= 0.0:
+            raise ValueError(f"ModelConfig.task_evidence_cap must be a precision >= 0 (0 = no cap), got "
+                             f"{self.task_evidence_cap!r}")
+        if self.task_evidence_cap and not self.task_latent_dim:
+            raise ValueError("ModelConfig.task_evidence_cap caps the task latent's evidence: set task_latent_dim > 0")
+        if self.task_evidence_cap and self.task_evidence_carry != 1.0:
+            raise ValueError("ModelConfig.task_evidence_cap and task_evidence_carry both temper the carried task "
+                             "evidence (cap vs scale): set one")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -258,6 +272,13 @@ def task_posterior(prec_sum: torch.Tensor, wmean_sum: torch.Tensor) -> tuple[tor
     return wmean_sum / prec, prec.rsqrt()
 
 
+def capped_evidence(prec_sum: torch.Tensor, wmean_sum: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task latent's evidence sums with the precision capped at `cap` per dimension and the
+    posterior mean under the N(0, I) prior kept: (precision sums, weighted-mean sums)."""
+    capped = prec_sum.clamp(max=cap)
+    return capped, wmean_sum / (1.0 + prec_sum) * (1.0 + capped)
+
+
 class LatentModel(nn.Module):
     """The MELD/SLAC sequential latent variable model; `filter_step` is the per-step belief update."""
 
@@ -271,6 +292,7 @@ class LatentModel(nn.Module):
         self.carry_z2_over_reset = bool(cfg.carry_z2_over_reset)
         self.restart_z_each_episode = bool(cfg.restart_z_each_episode)
         self.task_evidence_carry = float(cfg.task_evidence_carry)
+        self.task_evidence_cap = float(cfg.task_evidence_cap)
         h, f, z1, z2 = cfg.hidden_dim, cfg.feature_dim + cfg.repeat, cfg.z1_dim, cfg.z2_dim
         a = cfg.action_dim + int(self.episode_start_input)  # the flag travels with the previous action
         self.encoder = Encoder(cfg)
@@ -384,8 +406,11 @@ class LatentModel(nn.Module):
             a_prevs = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
             prec, wmean = self.task_factors(feats, a_prevs)
             reset = self.reset_frame(a_prevs)
-            post["mu_c"], post["std_c"] = task_posterior(self.carried_cumsum(prec, reset),
-                                                         self.carried_cumsum(wmean, reset))
+            if self.task_evidence_cap:
+                post["mu_c"], post["std_c"] = task_posterior(*self.capped_cumsums(prec, wmean, reset))
+            else:
+                post["mu_c"], post["std_c"] = task_posterior(self.carried_cumsum(prec, reset),
+                                                             self.carried_cumsum(wmean, reset))
             post["c"] = post["mu_c"] + post["std_c"] * torch.randn_like(post["std_c"]) if sample else post["mu_c"]
         return post
 
@@ -410,6 +435,20 @@ class LatentModel(nn.Module):
         scale = self.task_evidence_carry ** torch.cat([torch.zeros_like(later_resets[:, :1]), later_resets], 1)
         return scale * (x / scale).cumsum(1)
 
+    def capped_cumsums(self, prec: torch.Tensor, wmean: torch.Tensor, reset: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running sums of per-frame factors (precisions, weighted means; (B, T, d)) over a trial, capped by
+        `capped_evidence` at each reset frame (reset (B, T, 1) bool). Frame by frame: the cap is not linear."""
+        p_sum, w_sum = torch.zeros_like(prec[:, 0]), torch.zeros_like(wmean[:, 0])
+        p_out, w_out = [], []
+        for t in range(prec.shape[1]):
+            p_cap, w_cap = capped_evidence(p_sum, w_sum, self.task_evidence_cap)
+            p_sum = torch.where(reset[:, t], p_cap, p_sum) + prec[:, t]
+            w_sum = torch.where(reset[:, t], w_cap, w_sum) + wmean[:, t]
+            p_out.append(p_sum)
+            w_out.append(w_sum)
+        return torch.stack(p_out, 1), torch.stack(w_out, 1)
+
     def task_step(self, feat: torch.Tensor, a_prev: torch.Tensor, sums: torch.Tensor):
         """Add one frame's factor to the running sums `sums` = [precisions, weighted means] (..., 2c):
         (mu_c, std_c, new sums). Zero sums are the prior N(0, I), the state at a trial's start."""
@@ -417,6 +456,9 @@ class LatentModel(nn.Module):
         c = self.task_latent_dim
         if self.task_evidence_carry != 1.0:  # an episode's reset frame: carry the evidence scaled
             sums = torch.where(self.reset_frame(a_prev), sums * self.task_evidence_carry, sums)
+        if self.task_evidence_cap:  # an episode's reset frame: carry the estimate, its precision capped
+            p_cap, w_cap = capped_evidence(sums[..., :c], sums[..., c:], self.task_evidence_cap)
+            sums = torch.where(self.reset_frame(a_prev), torch.cat([p_cap, w_cap], -1), sums)
         prec, wmean = sums[..., :c] + prec, sums[..., c:] + wmean
         mu_c, std_c = task_posterior(prec, wmean)
         return mu_c, std_c, torch.cat([prec, wmean], -1)

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from belief.meld.model import LatentModel
+from belief.meld.model import LatentModel, capped_evidence
 from belief.sac import LOG_STD_MAX, LOG_STD_MIN, TanhGaussianActor
 
 
@@ -64,10 +64,8 @@ class MeldPolicy(nn.Module):
         if self.task_latent_dim == 0:
             raise ValueError("a capped carry needs the task latent (agent.model.task_latent_dim > 0)")
         z2_end, c = 1 + self.z2_dim, self.task_latent_dim
-        prec, wmean = state[z2_end:z2_end + c], state[z2_end + c:z2_end + 2 * c]
-        capped = prec.clamp(max=cap)
-        mean = wmean / (1.0 + prec)  # task_posterior's mean under the N(0, I) prior
-        return torch.cat([state[:z2_end], capped, mean * (1.0 + capped), state[z2_end + 2 * c:]])
+        prec, wmean = capped_evidence(state[z2_end:z2_end + c], state[z2_end + c:z2_end + 2 * c], cap)
+        return torch.cat([state[:z2_end], prec, wmean, state[z2_end + 2 * c:]])
 
     @torch.jit.export
     def belief(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,

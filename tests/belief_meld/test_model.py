@@ -532,3 +532,44 @@ def test_task_evidence_carry_scales_episode_1s_evidence_at_the_reset_frame():
                        ({"task_evidence_carry": 0.5}, "set task_latent_dim > 0")):
         with pytest.raises(ValueError, match=match):
             ModelConfig(action_dim=2, **bad)
+
+
+def test_task_evidence_cap_caps_episode_1s_precision_and_keeps_its_estimate():
+    """task_evidence_cap p: at episode 2's reset frame q(c)'s precision sums are min(p, episode 1's) and
+    the weighted means follow so that episode 1's estimate is kept, then episode 2's factors add on, in the
+    sequence filter and the step-by-step sums alike; episode 1 unchanged; a precision under p carried whole."""
+    from belief.meld.model import capped_evidence, task_posterior
+
+    cfg = tiny_agent_config().model
+    cfg.task_latent_dim, cfg.restart_z_each_episode = 4, True
+    torch.manual_seed(0)
+    whole = LatentModel(cfg)
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    b["actions"][:, HORIZON] = 0.0  # episode 1's last action: the reset frame follows
+    feats = whole.features(b["images"], b["reward_dense"])
+    a_prev = torch.cat([torch.zeros_like(b["actions"][:, :1]), b["actions"][:, :-1]], 1)
+    with torch.no_grad():
+        prec, wmean = whole.task_factors(feats, a_prev)
+    ep2, t = HORIZON + 1, HORIZON + 3
+    p1, w1 = prec[:, :ep2].sum(1), wmean[:, :ep2].sum(1)
+    cap = float(p1.median())  # some dimensions above the cap, some below
+    cfg.task_evidence_cap = cap
+    torch.manual_seed(0)
+    capped = LatentModel(cfg)
+    with torch.no_grad():
+        pw, pc = (m.posterior(b["images"], b["actions"], b["reward_dense"], sample=False) for m in (whole, capped))
+        p1c, w1c = capped_evidence(p1, w1, cap)
+        mu, std = task_posterior(p1c + prec[:, ep2:t + 1].sum(1), w1c + wmean[:, ep2:t + 1].sum(1))
+        sums = torch.zeros(b["actions"].shape[0], 2 * cfg.task_latent_dim)
+        for s in range(t + 1):
+            mu_s, std_s, sums = capped.task_step(feats[:, s], a_prev[:, s], sums)
+    assert torch.allclose(pc["mu_c"][:, :ep2], pw["mu_c"][:, :ep2], atol=1e-6)
+    assert torch.allclose(pc["mu_c"][:, t], mu, atol=1e-5) and torch.allclose(pc["std_c"][:, t], std, atol=1e-6)
+    assert torch.allclose(mu_s, mu, atol=1e-5) and torch.allclose(std_s, std, atol=1e-6)
+    assert torch.equal(p1c, p1.clamp(max=cap)) and (p1 > cap).any() and (p1 < cap).any()
+    assert torch.allclose(w1c / (1 + p1c), w1 / (1 + p1), atol=1e-6)  # the estimate is kept
+    for bad, match in (({"task_evidence_cap": -1.0, "task_latent_dim": 2}, r"precision >= 0 \(0 = no cap\)"),
+                       ({"task_evidence_cap": 5.0}, "set task_latent_dim > 0"),
+                       ({"task_evidence_cap": 5.0, "task_evidence_carry": 0.5, "task_latent_dim": 2}, "set one")):
+        with pytest.raises(ValueError, match=match):
+            ModelConfig(action_dim=2, **bad)
