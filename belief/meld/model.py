@@ -406,11 +406,7 @@ class LatentModel(nn.Module):
             a_prevs = torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], 1)
             prec, wmean = self.task_factors(feats, a_prevs)
             reset = self.reset_frame(a_prevs)
-            if self.task_evidence_cap:
-                post["mu_c"], post["std_c"] = task_posterior(*self.capped_cumsums(prec, wmean, reset))
-            else:
-                post["mu_c"], post["std_c"] = task_posterior(self.carried_cumsum(prec, reset),
-                                                             self.carried_cumsum(wmean, reset))
+            post["mu_c"], post["std_c"] = task_posterior(*self.carried_sums(prec, wmean, reset))
             post["c"] = post["mu_c"] + post["std_c"] * torch.randn_like(post["std_c"]) if sample else post["mu_c"]
         return post
 
@@ -425,26 +421,26 @@ class LatentModel(nn.Module):
         prec = std.pow(-2)
         return prec, mu * prec
 
-    def carried_cumsum(self, x: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
-        """Running sums of per-frame factors x (B, T, d) over a trial, the sums scaled by
-        `task_evidence_carry` k at each reset frame (reset (B, T, 1) bool): S_t = k^n_t sum_j x_j / k^n_j
-        with n_t the reset frames after the trial's first frame up to t (episode 1's sums stay exact)."""
-        if self.task_evidence_carry == 1.0:
-            return x.cumsum(1)
-        later_resets = reset[:, 1:].to(x.dtype).cumsum(1)
-        scale = self.task_evidence_carry ** torch.cat([torch.zeros_like(later_resets[:, :1]), later_resets], 1)
-        return scale * (x / scale).cumsum(1)
+    def carried_evidence(self, prec_sum: torch.Tensor, wmean_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task latent's evidence sums as an episode's reset frame carries them on: capped at
+        `task_evidence_cap` (estimate kept), else scaled by `task_evidence_carry`."""
+        if self.task_evidence_cap > 0.0:
+            return capped_evidence(prec_sum, wmean_sum, self.task_evidence_cap)
+        return prec_sum * self.task_evidence_carry, wmean_sum * self.task_evidence_carry
 
-    def capped_cumsums(self, prec: torch.Tensor, wmean: torch.Tensor, reset: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Running sums of per-frame factors (precisions, weighted means; (B, T, d)) over a trial, capped by
-        `capped_evidence` at each reset frame (reset (B, T, 1) bool). Frame by frame: the cap is not linear."""
+    def carried_sums(self, prec: torch.Tensor, wmean: torch.Tensor, reset: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running sums of per-frame factors (precisions, weighted means; (B, T, d)) over a trial, carried
+        on by `carried_evidence` at each reset frame (reset (B, T, 1) bool), as `task_step` does frame by
+        frame; plain cumulative sums when the evidence is carried whole (MELD)."""
+        if self.task_evidence_cap == 0.0 and self.task_evidence_carry == 1.0:
+            return prec.cumsum(1), wmean.cumsum(1)
         p_sum, w_sum = torch.zeros_like(prec[:, 0]), torch.zeros_like(wmean[:, 0])
         p_out, w_out = [], []
-        for t in range(prec.shape[1]):
-            p_cap, w_cap = capped_evidence(p_sum, w_sum, self.task_evidence_cap)
-            p_sum = torch.where(reset[:, t], p_cap, p_sum) + prec[:, t]
-            w_sum = torch.where(reset[:, t], w_cap, w_sum) + wmean[:, t]
+        for t in range(prec.shape[1]):  # frame by frame: the cap is not linear
+            p_carried, w_carried = self.carried_evidence(p_sum, w_sum)
+            p_sum = torch.where(reset[:, t], p_carried, p_sum) + prec[:, t]
+            w_sum = torch.where(reset[:, t], w_carried, w_sum) + wmean[:, t]
             p_out.append(p_sum)
             w_out.append(w_sum)
         return torch.stack(p_out, 1), torch.stack(w_out, 1)
@@ -454,11 +450,9 @@ class LatentModel(nn.Module):
         (mu_c, std_c, new sums). Zero sums are the prior N(0, I), the state at a trial's start."""
         prec, wmean = self.task_factors(feat, a_prev)
         c = self.task_latent_dim
-        if self.task_evidence_carry != 1.0:  # an episode's reset frame: carry the evidence scaled
-            sums = torch.where(self.reset_frame(a_prev), sums * self.task_evidence_carry, sums)
-        if self.task_evidence_cap:  # an episode's reset frame: carry the estimate, its precision capped
-            p_cap, w_cap = capped_evidence(sums[..., :c], sums[..., c:], self.task_evidence_cap)
-            sums = torch.where(self.reset_frame(a_prev), torch.cat([p_cap, w_cap], -1), sums)
+        if self.task_evidence_cap > 0.0 or self.task_evidence_carry != 1.0:  # a reset frame tempers the evidence
+            p_carried, w_carried = self.carried_evidence(sums[..., :c], sums[..., c:])
+            sums = torch.where(self.reset_frame(a_prev), torch.cat([p_carried, w_carried], -1), sums)
         prec, wmean = sums[..., :c] + prec, sums[..., c:] + wmean
         mu_c, std_c = task_posterior(prec, wmean)
         return mu_c, std_c, torch.cat([prec, wmean], -1)

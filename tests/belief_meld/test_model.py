@@ -573,3 +573,15 @@ def test_task_evidence_cap_caps_episode_1s_precision_and_keeps_its_estimate():
                        ({"task_evidence_cap": 5.0, "task_evidence_carry": 0.5, "task_latent_dim": 2}, "set one")):
         with pytest.raises(ValueError, match=match):
             ModelConfig(action_dim=2, **bad)
+
+
+def test_carried_sums_stay_finite_over_many_episodes():
+    """The tempered sums are carried frame by frame, not as k^n-scaled cumulative sums: 200 episodes of one
+    frame each at k = 0.1 settle at 1 / (1 - k) instead of overflowing (0.1^-200 is inf in float32)."""
+    cfg = tiny_agent_config().model
+    cfg.task_latent_dim, cfg.restart_z_each_episode, cfg.task_evidence_carry = 2, True, 0.1
+    model = LatentModel(cfg)
+    ones, reset = torch.ones(1, 200, 2), torch.ones(1, 200, 1, dtype=torch.bool)
+    prec, wmean = model.carried_sums(ones, ones, reset)
+    assert torch.isfinite(prec).all() and torch.allclose(prec[0, -1], torch.full((2,), 1 / 0.9))
+    assert torch.equal(prec, wmean)
