@@ -108,7 +108,7 @@ class NodeProcess:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 60.0):
+    def stop(self, timeout: float = 15.0):
         """SIGINT, then SIGKILL to the whole process group if it does not end."""
         if self.popen.poll() is None:
             self.signal(signal.SIGINT)
