@@ -499,6 +499,18 @@ def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_i
             ModelConfig(action_dim=2, task_latent_dim=bad)
 
 
+def _task_latent_both_ways(model, b, t):
+    """The task latent at frame t of batch b: the sequence filter's (mu_c, std_c) over all frames, and
+    (mu_c, std_c) from `task_step` run frame by frame up to t."""
+    post = model.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+    feats = model.features(b["images"], b["reward_dense"])
+    a_prev = torch.cat([torch.zeros_like(b["actions"][:, :1]), b["actions"][:, :-1]], 1)
+    sums = torch.zeros(b["actions"].shape[0], 2 * model.task_latent_dim)
+    for s in range(t + 1):
+        mu_s, std_s, sums = model.task_step(feats[:, s], a_prev[:, s], sums)
+    return post, mu_s, std_s
+
+
 def test_task_evidence_carry_scales_episode_1s_evidence_at_the_reset_frame():
     """task_evidence_carry k: from episode 2's reset frame on, q(c_t)'s sums are k x episode 1's plus
     episode 2's own factors, in the sequence filter and the step-by-step sums alike; episode 1 unchanged."""
@@ -513,17 +525,15 @@ def test_task_evidence_carry_scales_episode_1s_evidence_at_the_reset_frame():
     tempered = LatentModel(cfg)
     b = {k: torch.as_tensor(v) for k, v in _batch().items()}
     b["actions"][:, HORIZON] = 0.0  # episode 1's last action: the reset frame follows
+    ep2, t = HORIZON + 1, HORIZON + 3
     with torch.no_grad():
-        pw, pt = (m.posterior(b["images"], b["actions"], b["reward_dense"], sample=False) for m in (whole, tempered))
+        pw = whole.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+        pt, mu_s, std_s = _task_latent_both_ways(tempered, b, t)
         feats = tempered.features(b["images"], b["reward_dense"])
         a_prev = torch.cat([torch.zeros_like(b["actions"][:, :1]), b["actions"][:, :-1]], 1)
         prec, wmean = tempered.task_factors(feats, a_prev)
-        ep2, t = HORIZON + 1, HORIZON + 3
         mu, std = task_posterior(0.1 * prec[:, :ep2].sum(1) + prec[:, ep2:t + 1].sum(1),
                                  0.1 * wmean[:, :ep2].sum(1) + wmean[:, ep2:t + 1].sum(1))
-        sums = torch.zeros(b["actions"].shape[0], 2 * cfg.task_latent_dim)
-        for s in range(t + 1):
-            mu_s, std_s, sums = tempered.task_step(feats[:, s], a_prev[:, s], sums)
     assert torch.allclose(pt["mu_c"][:, :ep2], pw["mu_c"][:, :ep2], atol=1e-6)
     assert torch.allclose(pt["mu_c"][:, t], mu, atol=1e-5) and torch.allclose(pt["std_c"][:, t], std, atol=1e-6)
     assert torch.allclose(mu_s, mu, atol=1e-5) and torch.allclose(std_s, std, atol=1e-6)
@@ -557,12 +567,10 @@ def test_task_evidence_cap_caps_episode_1s_precision_and_keeps_its_estimate():
     torch.manual_seed(0)
     capped = LatentModel(cfg)
     with torch.no_grad():
-        pw, pc = (m.posterior(b["images"], b["actions"], b["reward_dense"], sample=False) for m in (whole, capped))
+        pw = whole.posterior(b["images"], b["actions"], b["reward_dense"], sample=False)
+        pc, mu_s, std_s = _task_latent_both_ways(capped, b, t)
         p1c, w1c = capped_evidence(p1, w1, cap)
         mu, std = task_posterior(p1c + prec[:, ep2:t + 1].sum(1), w1c + wmean[:, ep2:t + 1].sum(1))
-        sums = torch.zeros(b["actions"].shape[0], 2 * cfg.task_latent_dim)
-        for s in range(t + 1):
-            mu_s, std_s, sums = capped.task_step(feats[:, s], a_prev[:, s], sums)
     assert torch.allclose(pc["mu_c"][:, :ep2], pw["mu_c"][:, :ep2], atol=1e-6)
     assert torch.allclose(pc["mu_c"][:, t], mu, atol=1e-5) and torch.allclose(pc["std_c"][:, t], std, atol=1e-6)
     assert torch.allclose(mu_s, mu, atol=1e-5) and torch.allclose(std_s, std, atol=1e-6)
