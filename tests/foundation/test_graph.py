@@ -69,7 +69,7 @@ def test_rehearsal_graph_runs_trials_and_records_mcap(ros_graph, tmp_path, untra
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert all(t["complete"] and len(t["episodes"]) == 2 for t in journal["trials"].values())
     assert all(e["steps"] == 8 for t in journal["trials"].values() for e in t["episodes"])
-    recorder.stop()
+    assert recorder.stop() == 0, recorder.output()[-4000:]
     recorded = {t for t, n in recorded_topic_counts(tmp_path / "run.mcap").items() if n}
     assert {"/arm/joint_states", "/arm/camera_pair/image_raw", "/arm/velocity_controller/commands",
             "/arm/success", "/task/current"} <= recorded

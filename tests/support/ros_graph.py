@@ -108,16 +108,25 @@ class NodeProcess:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 15.0):
-        """SIGINT, then SIGKILL to the whole process group if it does not end."""
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGINT; if it does not end, SIGABRT (the log gets every thread's traceback), then SIGKILL.
+
+        Returns the exit code (0 for a clean end on SIGINT).
+        """
         if self.popen.poll() is None:
             self.signal(signal.SIGINT)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
+                # PYTHONFAULTHANDLER (set in the harness env) dumps where a hung node is stuck on SIGABRT
+                os.killpg(self.popen.pid, signal.SIGABRT)
+                try:
+                    self.popen.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                    self.popen.wait()
         self._log.close()
+        return self.popen.returncode
 
 
 class RosGraph:
@@ -127,7 +136,7 @@ class RosGraph:
         self.lease = DomainLease()
         self.domain_id = self.lease.domain_id
         self.workdir = Path(workdir)
-        self.env = isolated_ros_env(self.domain_id)
+        self.env = {**isolated_ros_env(self.domain_id), "PYTHONFAULTHANDLER": "1"}
         self.processes: list[NodeProcess] = []
         self._node = None
 
