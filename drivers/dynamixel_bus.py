@@ -123,8 +123,10 @@ class DynamixelBus:
         self.close()
 
     # --- retry core --------------------------------------------------------------------------------
-    def _attempt(self, what: str, servo_id: int | None, fn):
+    def _attempt(self, what: str, servo_id: int | None, fn, tries: int | None = None):
         """Run `fn() -> (value, comm_result, status_error)` with retries; raise BusError when all fail.
+
+        `tries` overrides the bus's 1 + retries for this transaction.
 
         A status packet that arrived with an error field (other than the alert bit) is a definite
         answer from the servo (e.g. data range error), so it is not retried.
@@ -132,7 +134,8 @@ class DynamixelBus:
         last = ""
         with self._lock:
             self.stats.transactions += 1
-            for attempt in range(self.retries + 1):
+            tries = self.retries + 1 if tries is None else tries
+            for attempt in range(tries):
                 if attempt:
                     self.stats.retries += 1
                 value, result, error = self._call(what, fn)
@@ -148,14 +151,14 @@ class DynamixelBus:
                 self.stats.errors[last] += 1
             self.stats.failures += 1
         target = f"servo ID {servo_id}" if servo_id is not None else "bus"
-        raise BusError(f"{what}: no valid reply from {target} after {self.retries + 1} tries ({last})", servo_id)
+        raise BusError(f"{what}: no valid reply from {target} after {tries} tries ({last})", servo_id)
 
     # --- single servo --------------------------------------------------------------------------------
-    def ping(self, servo_id: int) -> int | None:
-        """Model number of `servo_id`, or None when it does not answer (after retries)."""
+    def ping(self, servo_id: int, tries: int | None = None) -> int | None:
+        """Model number of `servo_id`, or None when it does not answer (after retries, or `tries`)."""
         try:
             model, _ = self._attempt(f"ping ID {servo_id}", servo_id,
-                                     lambda: self.packet.ping(self.port, servo_id))
+                                     lambda: self.packet.ping(self.port, servo_id), tries)
         except BusError:
             return None
         return int(model)

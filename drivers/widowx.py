@@ -136,6 +136,9 @@ class WidowXConfig:
     limit_margin_rad: float = 0.05  # stop this far inside the position limits
     braking_time_s: float = 0.2  # outward speed <= distance-to-limit / braking time
     retries: int = 2
+    # start-up pings wait longer than the loop's retries: a servo just powered up, or a loaded host
+    # reading the U2D2 late, misses a 34 ms reply window now and then; nothing runs yet to be late for
+    startup_ping_tries: int = 10
     health_every: int = 10  # loop cycles between health reads
     home_gain: float = 2.0  # 1/s, P-loop gain of the home motion
     home_speed: float = 0.6  # rad/s cap while homing
@@ -151,6 +154,9 @@ class WidowXConfig:
             raise ValueError(f"bus_watchdog_ms {self.bus_watchdog_ms} outside 20..2540 (0 disables)")
         if self.bus_watchdog_ms and self.bus_watchdog_ms < 2000.0 / self.loop_rate_hz:
             raise ValueError(f"bus_watchdog_ms {self.bus_watchdog_ms} is shorter than two loop periods")
+        if self.retries < 0 or self.startup_ping_tries < 1:
+            raise ValueError(f"retries {self.retries} must be >= 0 and startup_ping_tries "
+                             f"{self.startup_ping_tries} >= 1")
 
     @property
     def bus_watchdog_units(self) -> int:
@@ -251,7 +257,7 @@ class WidowXArm:
         expected = self.calib.expected_servos()
         problems = []
         for servo_id, (role, model) in expected.items():
-            number = self.bus.ping(servo_id)
+            number = self.bus.ping(servo_id, tries=self.cfg.startup_ping_tries)
             want = ct.model_by_name(model)
             if number is None:
                 problems.append(f"servo ID {servo_id} ({role}) did not answer a ping")

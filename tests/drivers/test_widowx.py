@@ -157,6 +157,13 @@ def test_missing_servo_fails_startup_naming_the_id(make_arm, emulator):
     assert not any(s.torque for s in emulator.servos.values())
 
 
+def test_startup_waits_out_pings_missed_beyond_the_loop_retries(make_arm, emulator):
+    # more missed replies than the loop's 1 + 2 tries (a servo still booting, a host reading late)
+    emulator.servo(2).faults.no_reply = 5
+    arm = make_arm()
+    assert arm.started and emulator.servo(2).faults.no_reply == 0
+
+
 def test_wrong_model_fails_startup_naming_the_id(emulator, make_arm):
     emulator.servos[7] = dx.EmulatedServo(7, "XM430-W350")
     with pytest.raises(StartupError, match=r"servo ID 7 \(wrist_rotate\) is a XM430-W350 \(model 1020\), "
