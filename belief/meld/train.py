@@ -72,6 +72,9 @@ class TrainConfig:
     checkpoint_every: int = 10
     warm_start: str = ""  # run dir of a trained (shaped) agent: its buffers seed this one
     warm_start_model: bool = False  # also start from that run's latent model weights (not its actor-critic)
+    # also start from its actor-critic (actor, critics, targets, temperature): the shaped agent's
+    # insertion skill instead of SAC from scratch; needs warm_start_model (the actor reads that belief)
+    warm_start_actor_critic: bool = False
     # task parameter the task-identification term predicts (agent.model.task_id_weight), one-hot in the
     # privileged critic's task descriptor (agent.privileged_critic)
     task_label: str = "port"
@@ -86,6 +89,11 @@ class TrainConfig:
                              f"{self.n_train_tasks}, {self.n_test_tasks}, {self.extra_train_tasks}")
         if not 0.0 < self.action_scale <= 1.0:
             raise ValueError(f"TrainConfig.action_scale must be in (0, 1], got {self.action_scale}")
+        if (self.warm_start_model or self.warm_start_actor_critic) and not self.warm_start:
+            raise ValueError("TrainConfig.warm_start_model / warm_start_actor_critic need warm_start (a run dir)")
+        if self.warm_start_actor_critic and not self.warm_start_model:
+            raise ValueError("TrainConfig.warm_start_actor_critic needs warm_start_model: the actor-critic reads "
+                             "the belief of the model it was trained with")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available")
 
@@ -422,11 +430,17 @@ class Trainer:
         src = Path(self.cfg.warm_start) / CHECKPOINT
         state = load_checkpoint(src)
         self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
-        if self.cfg.warm_start_model:
-            self.agent.model.load_state_dict(state["agent"]["model"])
+        parts = [("model", self.agent.model)] if self.cfg.warm_start_model else []
+        parts += [("sac", self.agent.sac)] if self.cfg.warm_start_actor_critic else []
+        for key, module in parts:
+            try:
+                module.load_state_dict(state["agent"][key])
+            except RuntimeError as exc:  # another architecture: name the run and the part, not a tensor dump
+                raise ValueError(f"warm start from {src}: its {key} weights do not fit this agent's config "
+                                 f"(same agent.model / agent.sac sizes needed): {str(exc).splitlines()[0]}") from exc
         self.env_steps = int(state["counters"]["env_steps"])  # the data was paid for: keep counting from there
-        print(f"warm start: {self.buffers.num_trials} trials{' and the model' if self.cfg.warm_start_model else ''}"
-              f" from {src}", flush=True)
+        loaded = " and the " + " and ".join("actor-critic" if k == "sac" else k for k, _ in parts) if parts else ""
+        print(f"warm start: {self.buffers.num_trials} trials{loaded} from {src}", flush=True)
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:

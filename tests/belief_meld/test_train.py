@@ -107,6 +107,29 @@ def test_sparse_agent_warm_starts_from_the_shaped_agents_data(tmp_path):
     assert np.array_equal(trainer.buffers.buffers["goal0"].images[0], shaped["buffers"]["goal0"]["images"][0])
 
 
+def test_warm_start_takes_the_shaped_agents_model_and_actor_critic(tmp_path):
+    _run(_cfg(iterations=2), tmp_path / "shaped")
+    shaped = load_checkpoint(tmp_path / "shaped" / "checkpoint.pt")["agent"]
+    agent = {**TINY, "reward_input": "sparse", "reward_target": "dense"}
+    cfg = _cfg(iterations=0, pretrain_steps=0, agent=agent, warm_start=str(tmp_path / "shaped"),
+               warm_start_model=True, warm_start_actor_critic=True)
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(cfg, tmp_path / "sparse", env, env.tasks)
+    trainer.warm_start()
+    for key, module in (("model", trainer.agent.model), ("sac", trainer.agent.sac)):
+        for name, tensor in module.state_dict().items():
+            assert torch.equal(tensor, shaped[key][name]), f"{key}.{name} not taken from the shaped agent"
+    # another actor-critic size: refused by name, not a tensor-shape dump
+    cfg = _cfg(agent={**agent, "sac": {"hidden": (8, 8)}}, warm_start=str(tmp_path / "shaped"),
+               warm_start_model=True, warm_start_actor_critic=True)
+    with pytest.raises(ValueError, match=r"its sac weights do not fit this agent's config"):
+        Trainer(cfg, tmp_path / "other", env, env.tasks).warm_start()
+    with pytest.raises(ValueError, match="warm_start_actor_critic needs warm_start_model"):
+        _cfg(warm_start=str(tmp_path / "shaped"), warm_start_actor_critic=True)
+    with pytest.raises(ValueError, match="need warm_start"):
+        _cfg(warm_start_model=True)
+
+
 def test_bad_config_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("episodes: 2\nlearning_rate: 3\n")
