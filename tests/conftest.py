@@ -8,7 +8,15 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest  # noqa: E402
 
+from tests.support.fastdds_shm import clean_zombies  # noqa: E402
 from tests.support.ros_graph import RosGraph  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stale_fastdds_shared_memory():
+    """Start from no shared memory of killed DDS processes (an earlier run's, or another program's)."""
+    clean_zombies()
+    yield
 
 
 @pytest.fixture

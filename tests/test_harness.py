@@ -1,8 +1,11 @@
 """The harness itself: two separate processes exchange contract messages on an isolated domain."""
 
+import fcntl
+import signal
 import sys
 
 from meldbot import topics
+from tests.support.fastdds_shm import clean_zombies, zombie_files
 
 
 def test_message_flows_between_processes_on_isolated_domain(ros_graph):
@@ -25,3 +28,33 @@ def test_message_flows_between_processes_on_isolated_domain(ros_graph):
     assert proc.returncode is None  # still running: the fixture stops it
     assert ros_graph.env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert ros_graph.env["ROS_DOMAIN_ID"] == str(ros_graph.domain_id)
+
+
+def test_shared_memory_of_dead_dds_processes_is_removed_and_live_ones_kept(tmp_path):
+    names = ["fastdds_0123456789abcdef", "fastdds_0123456789abcdef_el",  # a dead participant's segment
+             "fastdds_fedcba9876543210", "fastdds_fedcba9876543210_el",  # a live one's
+             "fastdds_port7411", "fastdds_port7411_el", "sem.fastdds_port7411_mutex",  # a dead port
+             "fastdds_port7413",  # a port without its lock file: not ours to judge
+             "fastdds_notes.txt", "other_program_el"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    with open(tmp_path / "fastdds_fedcba9876543210_el", "ab") as live_lock:
+        fcntl.flock(live_lock, fcntl.LOCK_EX)
+        removed = clean_zombies(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(names[:2] + names[4:7])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:4] + names[7:])
+
+
+def test_a_killed_node_leaves_no_shared_memory_behind(ros_graph):
+    before = set(zombie_files())
+    script = ("import rclpy, time\nfrom meldbot import topics\nrclpy.init()\n"
+              "n = rclpy.create_node('doomed', namespace='arm')\n"
+              "pub = topics.create_publisher(n, topics.JOINT_STATES)\ntime.sleep(600)\n")
+    proc = ros_graph.start([sys.executable, "-c", script], "doomed")
+    ros_graph.wait_for_publisher(topics.JOINT_STATES, namespace="arm")  # its participant is up
+    proc.signal(signal.SIGKILL)
+    proc.wait(30)
+    left = set(zombie_files()) - before
+    ros_graph.close()
+    assert left, "the kill left no shared memory: Fast DDS did not use its SHM transport here"
+    assert not set(zombie_files()) & left

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from meldbot import topics
 from meldbot.executables import command_for, isolated_ros_env, ros_args
+from tests.support.fastdds_shm import clean_zombies
 
 LOCK_DIR = Path("/tmp/meldbot-test-domains")
 DOMAIN_RANGE = range(11, 101)
@@ -139,6 +140,7 @@ class RosGraph:
         self.env = {**isolated_ros_env(self.domain_id), "PYTHONFAULTHANDLER": "1"}
         self.processes: list[NodeProcess] = []
         self._node = None
+        self._closed = False
 
     # --- processes -----------------------------------------------------------------------------
     def start_node(self, exec_name: str, name: str | None = None, namespace: str | None = None,
@@ -212,6 +214,10 @@ class RosGraph:
             self.node.destroy_client(client)
 
     def close(self):
+        """Stop every process, then the probe node; again later is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
         for proc in reversed(self.processes):
             proc.stop()
         if self._node is not None:
@@ -219,6 +225,8 @@ class RosGraph:
             self._spin.join(timeout=5)
             self._executor.shutdown()
             self._node.destroy_node()
+        if any(proc.returncode in (-signal.SIGKILL, -signal.SIGABRT) for proc in self.processes):
+            clean_zombies()  # a killed node could not remove its shared memory: the next test must not meet it
         self.lease.release()
 
 
