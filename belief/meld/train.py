@@ -9,7 +9,8 @@
 Variants, same code:
   * sparse-reward procedure (MELD section 4.3): `agent.reward_input: sparse` (the model sees the sparse
     reward, reconstructs the shaped one) and `warm_start: RUN_DIR` of a shaped-reward run, whose replay
-    buffers seed this agent instead of random data;
+    buffers seed this agent instead of random data (`warm_start_model` / `warm_start_actor_critic`: its
+    model / actor-critic weights too);
   * SLAC-style single-task baseline: `single_task: true` (all data from one training task).
 
 Everything needed to continue (agent, optimisers, buffers, RNG states, counters) is checkpointed
