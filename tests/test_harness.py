@@ -3,9 +3,11 @@
 import fcntl
 import signal
 import sys
+import time
 
 from meldbot import topics
 from tests.support.fastdds_shm import clean_zombies, zombie_files
+from tests.support.ros_graph import NodeProcess
 
 
 def test_message_flows_between_processes_on_isolated_domain(ros_graph):
@@ -58,3 +60,15 @@ def test_a_killed_node_leaves_no_shared_memory_behind(ros_graph):
     ros_graph.close()
     assert left, "the kill left no shared memory: Fast DDS did not use its SHM transport here"
     assert not set(zombie_files()) & left
+
+
+def test_a_node_deaf_to_sigint_is_aborted_with_its_tracebacks_in_the_log(tmp_path):
+    script = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(600)\n"
+    proc = NodeProcess([sys.executable, "-c", script], {"PYTHONFAULTHANDLER": "1"}, tmp_path / "deaf.log")
+    deadline = time.monotonic() + 30
+    while "up" not in proc.output():
+        assert time.monotonic() < deadline, proc.output()
+        time.sleep(0.05)
+    assert proc.stop(timeout=1) == -signal.SIGABRT
+    log = proc.output()
+    assert "Fatal Python error: Aborted" in log and 'File "<string>", line 4' in log  # where it hung: the sleep

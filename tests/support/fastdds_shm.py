@@ -19,7 +19,7 @@ _PORT_LOCK = re.compile(r"^fastdds_port\d{1,5}_(el|sl)$")
 
 def _held(lock: Path) -> bool:
     try:
-        with open(lock, "ab") as fh:
+        with open(lock, "rb") as fh:  # never creates: a lock gone since the listing counts as held
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released again when fh closes
     except OSError:
         return True
