@@ -183,12 +183,15 @@ class MeldAgent:
 
     def sac_update(self, t: dict[str, torch.Tensor]) -> dict:
         """One SAC update on transitions laid out as `transitions` returns them (the task, if any, joins
-        the critic's input only)."""
-        if "task" not in t:
+        the critic's input only; the actor sees the model's `actor_input` view of the beliefs)."""
+        view = self.model.actor_input
+        if "task" not in t and self.model.actor_sees_task_latent:
             return self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"])
-        return self.sac.update(torch.cat([t["obs"], t["task"]], -1), t["actions"], t["rewards"],
-                               torch.cat([t["next_obs"], t["task"]], -1), t["dones"],
-                               actor_obs=t["obs"], next_actor_obs=t["next_obs"])
+        obs, next_obs = t["obs"], t["next_obs"]
+        if "task" in t:
+            obs, next_obs = torch.cat([obs, t["task"]], -1), torch.cat([next_obs, t["task"]], -1)
+        return self.sac.update(obs, t["actions"], t["rewards"], next_obs, t["dones"],
+                               actor_obs=view(t["obs"]), next_actor_obs=view(t["next_obs"]))
 
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
         """SAC on every real transition of the batch; `beliefs` must be detached (checked). With

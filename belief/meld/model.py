@@ -107,6 +107,13 @@ class ModelConfig:
     # task_evidence_carry pulls it to the prior with the rest. In filtering and the exported step alike.
     # 0 = no cap (MELD).
     task_evidence_cap: float = 0.0
+    # false: the actor sees the task latent's columns of the belief at its prior (mean 0, std 1), so the
+    # task reaches it only through the task head's port probabilities (needs task_probs_in_belief); the
+    # critic still sees the whole belief. A carried, collapsed task latent is a region of belief space the
+    # actor saw little of (episode 2 after a success) and cost the insertion there; the 4 probabilities
+    # name the port without moving the rest of the actor's input. The actor's input keeps its size, so a
+    # warm start from an agent that saw the whole belief still fits. True = MELD.
+    actor_sees_task_latent: bool = True
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -153,6 +160,12 @@ class ModelConfig:
         if self.task_evidence_cap and self.task_evidence_carry != 1.0:
             raise ValueError("ModelConfig.task_evidence_cap and task_evidence_carry both temper the carried task "
                              "evidence (cap vs scale): set one")
+        if not isinstance(self.actor_sees_task_latent, bool):
+            raise ValueError(f"ModelConfig.actor_sees_task_latent must be true or false, got "
+                             f"{self.actor_sees_task_latent!r}")
+        if not self.actor_sees_task_latent and not (self.task_latent_dim and self.task_probs_in_belief):
+            raise ValueError("ModelConfig.actor_sees_task_latent: false hides the task latent from the actor and "
+                             "leaves it the port probabilities: it needs task_latent_dim > 0 and task_probs_in_belief")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -316,6 +329,8 @@ class LatentModel(nn.Module):
             raise ValueError("ModelConfig.task_probs_in_belief needs task_classes >= 2 (set by the trainer from "
                              f"the task set), got {cfg.task_classes}")
         self.task_probs_in_belief = bool(cfg.task_probs_in_belief)
+        self.actor_sees_task_latent = bool(cfg.actor_sees_task_latent)
+        self.task_columns_start = 2 * (z1 + z2)  # mu_c, std_c follow the z1/z2 parameters (belief_columns)
 
     # --- observation features -------------------------------------------------------------------
     def features(self, images: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -480,6 +495,15 @@ class LatentModel(nn.Module):
         if self.task_probs_in_belief and head is not None:
             parts.append(torch.softmax(head(self.task_head_input(mu2, mu_c)), -1))
         return torch.cat(parts, -1)
+
+    def actor_input(self, belief: torch.Tensor) -> torch.Tensor:
+        """What the actor sees of a belief (..., belief_dim): all of it, or with actor_sees_task_latent
+        false, the task latent's columns at its prior (mu_c = 0, std_c = 1), the rest unchanged."""
+        if self.actor_sees_task_latent or self.task_latent_dim == 0:
+            return belief
+        a, c = self.task_columns_start, self.task_latent_dim
+        mu_c = belief[..., a:a + c]
+        return torch.cat([belief[..., :a], torch.zeros_like(mu_c), torch.ones_like(mu_c), belief[..., a + 2 * c:]], -1)
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
              reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None,

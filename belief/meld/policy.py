@@ -95,7 +95,7 @@ class MeldPolicy(nn.Module):
     @torch.jit.export
     def act(self, belief: torch.Tensor) -> torch.Tensor:
         """Deterministic action tanh(mu) (same as TanhGaussianActor.act_mean)."""
-        mean, _ = self.actor_net(belief).chunk(2, dim=-1)
+        mean, _ = self.actor_net(self.model.actor_input(belief)).chunk(2, dim=-1)
         return torch.tanh(mean)
 
     @torch.jit.export
@@ -114,7 +114,7 @@ class MeldPolicy(nn.Module):
         n1 = torch.randn(1, self.z1_dim, device=state.device)
         n2 = torch.randn(1, self.z2_dim, device=state.device)
         belief, new_state = self._filter(obs, prev_action, reward, state, n1, n2)
-        mean, log_std = self.actor_net(belief).chunk(2, dim=-1)
+        mean, log_std = self.actor_net(self.model.actor_input(belief)).chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
         return action, new_state, belief

@@ -176,19 +176,21 @@ def plot_task_probe(result: dict, horizon: int, path: Path, title: str = "") -> 
 
 
 def critic_task_sensitivity(sac, beliefs: np.ndarray, ids: np.ndarray, task_features: dict[str, np.ndarray],
-                            n_classes: int, frames: list[int]) -> list[dict]:
+                            n_classes: int, frames: list[int], actor=None) -> list[dict]:
     """For a privileged (task-aware) critic: at each frame, the actor's deterministic action is valued
     with each trial's own task descriptor and with each of the `n_classes` label one-hots (the leading
     columns of the descriptor) in its place. Reports, per frame, the spread of Q across trials, the mean
     range of Q over the classes at the same belief and action (0: the critic ignores the task), how often
-    each class values the action best, and how often that is the trial's own class."""
+    each class values the action best, and how often that is the trial's own class. `actor` (anything
+    with `act_mean(beliefs)`) defaults to `sac.actor`."""
+    actor = sac.actor if actor is None else actor
     own = torch.as_tensor(np.stack([task_features[t] for t in ids]))
     labels = own[:, :n_classes].argmax(-1)
     rows = []
     with torch.no_grad():
         for frame in frames:
             b = torch.as_tensor(beliefs[:, frame])
-            action = sac.actor.act_mean(b)
+            action = actor.act_mean(b)
             q_own = torch.min(*sac.critic(torch.cat([b, own], -1), action)).squeeze(-1)
             per_class = []
             for k in range(n_classes):
@@ -264,6 +266,16 @@ def actor_task_part_swap(actor, beliefs: np.ndarray, labels: np.ndarray, task_co
     return rows
 
 
+class ActorOnBelief:
+    """An actor as it acts on whole beliefs: through the model's `actor_input` view of them."""
+
+    def __init__(self, actor, model):
+        self.actor, self.model = actor, model
+
+    def act_mean(self, beliefs: torch.Tensor) -> torch.Tensor:
+        return self.actor.act_mean(self.model.actor_input(beliefs))
+
+
 def _checkpoint_sac(state: dict, cfg):
     """The checkpoint's SAC (actor and, with privileged_critic, the task-aware critic)."""
     from belief.meld.agent import build_sac
@@ -330,13 +342,14 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     task_cols = task_part_columns(m)
     if cfg.agent.privileged_critic or len(task_cols):
         sac = _checkpoint_sac(state, cfg)
+        actor = ActorOnBelief(sac.actor, model)
     if cfg.agent.privileged_critic:
         descriptors, n_classes = _task_descriptors(cfg, tasks)
-        result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames)
+        result["critic"] = critic_task_sensitivity(sac, beliefs, ids, descriptors, n_classes, frames, actor)
     if cfg.agent.model.task_probs_in_belief:
-        result["actor"] = actor_task_sensitivity(sac.actor, beliefs, cfg.agent.model.task_classes, frames)
+        result["actor"] = actor_task_sensitivity(actor, beliefs, cfg.agent.model.task_classes, frames)
     if len(task_cols) and len(np.unique(labels)) > 1:
-        result["actor_task_part"] = actor_task_part_swap(sac.actor, beliefs, labels, task_cols, frames)
+        result["actor_task_part"] = actor_task_part_swap(actor, beliefs, labels, task_cols, frames)
     out = Path(out_dir or Path(checkpoint).parent)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(result, indent=2), out / "task_probe.json")

@@ -12,6 +12,7 @@ from belief.meld.model import (
     Encoder,
     LatentModel,
     ModelConfig,
+    belief_columns,
     gaussian_kl,
     gaussian_log_prob,
     normalise_image,
@@ -445,6 +446,54 @@ def test_task_probabilities_join_the_belief_the_actor_sees():
         type(cfg)(task_id_weight=1.0, task_probs_in_belief="yes")
     with pytest.raises(ValueError, match="task_probs_in_belief needs task_classes >= 2"):
         LatentModel(type(cfg)(task_id_weight=1.0, task_probs_in_belief=True))  # the trainer never set the classes
+
+
+def test_a_hidden_task_latent_reaches_the_actor_only_through_the_port_probabilities():
+    """actor_sees_task_latent false: the actor's SAC inputs, and the policy's actions, see mu_c = 0 and
+    std_c = 1 whatever the belief holds there, the rest of the belief unchanged; the critic sees it all.
+    It needs a task latent and the probabilities in the belief; non-booleans are refused by name."""
+    torch.manual_seed(0)
+    from belief.meld.agent import MeldAgent
+    from belief.meld.policy import MeldPolicy
+
+    cfg = tiny_agent_config()
+    m = cfg.model
+    m.task_latent_dim, m.restart_z_each_episode, m.actor_sees_task_latent = 4, True, False
+    m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
+    ag = MeldAgent(cfg, EPISODES, HORIZON)
+    b = ag.to_tensors(_batch())
+    _, beliefs = ag.model_step(b)
+    seen = {}
+    orig = ag.sac.update
+
+    def spy(obs, actions, rewards, next_obs, dones, **kw):
+        seen.update(obs=obs, next_obs=next_obs, **kw)
+        return orig(obs, actions, rewards, next_obs, dones, **kw)
+
+    ag.sac.update = spy
+    ag.actor_critic_step(beliefs, b)
+    cols = belief_columns(m.z1_dim, m.z2_dim, m.task_latent_dim)
+    for key in ("obs", "next_obs"):
+        full, view = seen[key], seen[f"{'next_' if key == 'next_obs' else ''}actor_obs"]
+        assert full[:, cols["mu_c"]].abs().sum() > 0  # the critic sees the task latent
+        assert torch.all(view[:, cols["mu_c"]] == 0) and torch.all(view[:, cols["std_c"]] == 1)
+        rest = torch.ones(m.belief_dim, dtype=torch.bool)
+        rest[cols["mu_c"]] = rest[cols["std_c"]] = False
+        assert torch.equal(view[:, rest], full[:, rest])
+    policy = MeldPolicy(ag.model, ag.sac.actor)
+    belief = beliefs[0, 3]
+    moved = belief.clone()
+    moved[cols["mu_c"]] += 3.0
+    moved[cols["std_c"]] *= 0.1
+    assert torch.equal(policy.act(moved), policy.act(belief))  # the task latent alone does not move it
+    other_port = belief.clone()
+    other_port[-4:] = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    assert not torch.allclose(policy.act(other_port), policy.act(belief))  # the probabilities do
+    with pytest.raises(ValueError, match="actor_sees_task_latent: false .* needs task_latent_dim > 0 and "
+                                         "task_probs_in_belief"):
+        ModelConfig(task_id_weight=1.0, task_probs_in_belief=True, actor_sees_task_latent=False)
+    with pytest.raises(ValueError, match="actor_sees_task_latent must be true or false, got 'no'"):
+        ModelConfig(actor_sees_task_latent="no")
 
 
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
