@@ -109,10 +109,10 @@ class ModelConfig:
     task_evidence_cap: float = 0.0
     # false: the actor sees the task latent's columns of the belief at its prior (mean 0, std 1), so the
     # task reaches it only through the task head's port probabilities (needs task_probs_in_belief); the
-    # critic still sees the whole belief. A carried, collapsed task latent is a region of belief space the
-    # actor saw little of (episode 2 after a success) and cost the insertion there; the 4 probabilities
-    # name the port without moving the rest of the actor's input. The actor's input keeps its size, so a
-    # warm start from an agent that saw the whole belief still fits. True = MELD.
+    # critic still sees the whole belief. The actor's input keeps its size, so a warm start from an agent
+    # that saw the whole belief still fits. Tried against the carried belief's cost to episode 2's
+    # insertion, it did not help (the confident probabilities alone moved the actor, docs/meld.md,
+    # fifteenth session); training on with the whole belief did. True = MELD.
     actor_sees_task_latent: bool = True
 
     def __post_init__(self):

@@ -486,6 +486,10 @@ def test_a_hidden_task_latent_reaches_the_actor_only_through_the_port_probabilit
     moved[cols["mu_c"]] += 3.0
     moved[cols["std_c"]] *= 0.1
     assert torch.equal(policy.act(moved), policy.act(belief))  # the task latent alone does not move it
+    from belief.meld.probe import ActorOnBelief  # the probe reads the actor the way the policy runs it
+
+    probe_actor = ActorOnBelief(ag.sac.actor, ag.model)
+    assert torch.allclose(probe_actor.act_mean(moved[None])[0], policy.act(belief))
     other_port = belief.clone()
     other_port[-4:] = torch.tensor([0.0, 0.0, 0.0, 1.0])
     assert not torch.allclose(policy.act(other_port), policy.act(belief))  # the probabilities do
