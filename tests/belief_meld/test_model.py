@@ -385,6 +385,21 @@ def test_predictive_reward_horizon_rolls_the_prior_open_loop_through_the_episode
         ModelConfig(predictive_reward_horizon=2.5)
 
 
+def _sac_update_inputs(ag, beliefs, b) -> dict:
+    """One actor-critic step of `ag` on `beliefs`; returns what it handed SAC.update: obs, next_obs
+    and the keyword inputs (actor_obs, next_actor_obs where given)."""
+    seen = {}
+    orig = ag.sac.update
+
+    def spy(obs, actions, rewards, next_obs, dones, **kw):
+        seen.update(obs=obs, next_obs=next_obs, **kw)
+        return orig(obs, actions, rewards, next_obs, dones, **kw)
+
+    ag.sac.update = spy
+    ag.actor_critic_step(beliefs, b)
+    return seen
+
+
 def test_privileged_critic_sees_each_trials_task_and_the_actor_the_belief_alone():
     """agent.privileged_critic: every transition's critic input is its belief followed by its own trial's
     task descriptor; the actor (what is exported) keeps belief_dim inputs; no gradient reaches the model."""
@@ -403,16 +418,8 @@ def test_privileged_critic_sees_each_trials_task_and_the_actor_the_belief_alone(
     batch["task_features"] = np.eye(3, dtype=np.float32) * np.array([1.0, 2.0, 3.0], np.float32)
     b = ag.to_tensors(batch)
     _, beliefs = ag.model_step(b)
-    seen = {}
-    orig = ag.sac.update
-
-    def spy(obs, actions, rewards, next_obs, dones, **kw):
-        seen.update(obs=obs, next_obs=next_obs, **kw)
-        return orig(obs, actions, rewards, next_obs, dones, **kw)
-
-    ag.sac.update = spy
     ag.model_optim.zero_grad(set_to_none=True)
-    ag.actor_critic_step(beliefs, b)
+    seen = _sac_update_inputs(ag, beliefs, b)
     n = len(transition_indices(EPISODES, HORIZON)[0])
     for i in range(3):
         rows = slice(i * n, (i + 1) * n)
@@ -463,15 +470,7 @@ def test_a_hidden_task_latent_reaches_the_actor_only_through_the_port_probabilit
     ag = MeldAgent(cfg, EPISODES, HORIZON)
     b = ag.to_tensors(_batch())
     _, beliefs = ag.model_step(b)
-    seen = {}
-    orig = ag.sac.update
-
-    def spy(obs, actions, rewards, next_obs, dones, **kw):
-        seen.update(obs=obs, next_obs=next_obs, **kw)
-        return orig(obs, actions, rewards, next_obs, dones, **kw)
-
-    ag.sac.update = spy
-    ag.actor_critic_step(beliefs, b)
+    seen = _sac_update_inputs(ag, beliefs, b)
     cols = belief_columns(m.z1_dim, m.z2_dim, m.task_latent_dim)
     for key in ("obs", "next_obs"):
         full, view = seen[key], seen[f"{'next_' if key == 'next_obs' else ''}actor_obs"]
