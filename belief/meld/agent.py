@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from belief.meld.model import LatentModel, ModelConfig
 from belief.networks import GatedExperts
@@ -53,6 +54,11 @@ class AgentConfig:
     # probabilities (its action moved 1-3 % of its spread when they named another port, docs/meld.md);
     # this one acts as the expert of the port the belief names, and blends them while it is unsure
     task_gated_actor: bool = False
+    # behaviour cloning of scripted search trials (TrainConfig.search_trials_per_task): each i.i.d. SAC
+    # update also pulls the actor's mean action on those trials' beliefs towards the search's actions,
+    # weighted by this against SAC's actor loss (TD3+BC-style; |Q| ~ 10 on the cable twin). 0 = off:
+    # SAC alone never learnt to leave a port that seated without a click (docs/meld.md)
+    search_bc_weight: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -77,6 +83,12 @@ class AgentConfig:
         if self.task_gated_actor is True and not self.model.task_probs_in_belief:
             raise ValueError("AgentConfig.task_gated_actor mixes its heads by the task head's probabilities: it "
                              "needs model.task_probs_in_belief (and task_id_weight > 0)")
+        if isinstance(self.search_bc_weight, bool) or not isinstance(self.search_bc_weight, int | float) \
+                or not self.search_bc_weight >= 0:
+            raise ValueError(f"AgentConfig.search_bc_weight must be a number >= 0 (0 = off), got {self.search_bc_weight!r}")
+        if self.search_bc_weight and self.ac_batch == 0:
+            raise ValueError("AgentConfig.search_bc_weight clones the search within the i.i.d. actor-critic updates: it "
+                             "needs ac_batch > 0")
         for name in ("privileged_critic", "ac_mix", "task_gated_actor"):  # a YAML typo ("ture") must not switch one on
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")
@@ -181,17 +193,31 @@ class MeldAgent:
             out["task"] = task.float().repeat_interleave(len(self._cur), dim=0)
         return out
 
-    def sac_update(self, t: dict[str, torch.Tensor]) -> dict:
+    def search_bc_loss(self, demo: dict[str, torch.Tensor]) -> torch.Tensor:
+        """search_bc_weight x the squared error of the actor's mean action on `demo`'s beliefs (its
+        `actor_input` view) against the scripted search's actions (`transitions` layout)."""
+        mean = self.sac.actor.act_mean(self.model.actor_input(demo["obs"]).detach())
+        return self.cfg.search_bc_weight * F.mse_loss(mean, demo["actions"])
+
+    def sac_update(self, t: dict[str, torch.Tensor], demo: dict[str, torch.Tensor] | None = None) -> dict:
         """One SAC update on transitions laid out as `transitions` returns them (the task, if any, joins
-        the critic's input only; the actor sees the model's `actor_input` view of the beliefs)."""
+        the critic's input only; the actor sees the model's `actor_input` view of the beliefs); with
+        `demo` (scripted search transitions, same layout) the actor also clones them (`search_bc_loss`)."""
         view = self.model.actor_input
+        bc = self.search_bc_loss(demo) if demo is not None and self.cfg.search_bc_weight else None
+        stats: dict = {}
         if "task" not in t and self.model.actor_sees_task_latent:
-            return self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"])
-        obs, next_obs = t["obs"], t["next_obs"]
-        if "task" in t:
-            obs, next_obs = torch.cat([obs, t["task"]], -1), torch.cat([next_obs, t["task"]], -1)
-        return self.sac.update(obs, t["actions"], t["rewards"], next_obs, t["dones"],
-                               actor_obs=view(t["obs"]), next_actor_obs=view(t["next_obs"]))
+            stats = self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"],
+                                    actor_aux_loss=bc)
+        else:
+            obs, next_obs = t["obs"], t["next_obs"]
+            if "task" in t:
+                obs, next_obs = torch.cat([obs, t["task"]], -1), torch.cat([next_obs, t["task"]], -1)
+            stats = self.sac.update(obs, t["actions"], t["rewards"], next_obs, t["dones"], actor_obs=view(t["obs"]),
+                                    next_actor_obs=view(t["next_obs"]), actor_aux_loss=bc)
+        if bc is not None:
+            stats["search_bc_loss"] = bc.item()
+        return stats
 
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:
         """SAC on every real transition of the batch; `beliefs` must be detached (checked). With

@@ -79,6 +79,10 @@ class TrainConfig:
     # task parameter the task-identification term predicts (agent.model.task_id_weight), one-hot in the
     # privileged critic's task descriptor (agent.privileged_critic)
     task_label: str = "port"
+    # scripted port-blind search trials (sim.mujoco.cable.PortSearch) per training task, collected once
+    # before training (after the warm start or the random trials) into the replay buffers, their env
+    # steps counted; agent.search_bc_weight > 0 also clones them. Cable twin only. 0 = MELD's data only
+    search_trials_per_task: int = 0
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -95,6 +99,16 @@ class TrainConfig:
         if self.warm_start_actor_critic and not self.warm_start_model:
             raise ValueError("TrainConfig.warm_start_actor_critic needs warm_start_model: the actor-critic reads "
                              "the belief of the model it was trained with")
+        if isinstance(self.search_trials_per_task, bool) or not isinstance(self.search_trials_per_task, int) \
+                or self.search_trials_per_task < 0:
+            raise ValueError("TrainConfig.search_trials_per_task must be a whole number >= 0, got "
+                             f"{self.search_trials_per_task!r}")
+        if self.agent.search_bc_weight and not self.search_trials_per_task:
+            raise ValueError("agent.search_bc_weight clones scripted search trials: it needs "
+                             "search_trials_per_task >= 1")
+        if self.search_trials_per_task and self.env != "widowx_cable":
+            raise ValueError(f"TrainConfig.search_trials_per_task: the scripted port search exists for the "
+                             f"widowx_cable twin only, not {self.env!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available")
 
@@ -334,6 +348,10 @@ class Trainer:
         self.policy = MeldPolicy(self.agent.model, self.agent.sac.actor)
         self.buffers = TaskBuffers(cfg.capacity_per_task, cfg.episodes * (self.horizon + 1),
                                    tuple(self.meta["obs_shape"]), self.meta["action_dim"])
+        # the scripted search's trials again, apart, for behaviour cloning (agent.search_bc_weight)
+        self.search_buffers = TaskBuffers(max(cfg.search_trials_per_task, 1), cfg.episodes * (self.horizon + 1),
+                                          tuple(self.meta["obs_shape"]), self.meta["action_dim"])
+        self._search_cache: dict | None = None
         self.iteration = 0
         self.env_steps = 0
         self.grad_steps = 0
@@ -350,6 +368,7 @@ class Trainer:
     def save(self) -> Path:
         state = {"algo": "meld", "config": self.cfg.to_dict(), "env_meta": self.meta,
                  "agent": self.agent.state_dict(), "buffers": self.buffers.state_dict(),
+                 "search_buffers": self.search_buffers.state_dict(),
                  "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
                               "grad_steps": self.grad_steps, "trials_run": self.trials_run,
                               "pretrained": self.pretrained, "best_score": self.best_score},
@@ -360,6 +379,8 @@ class Trainer:
         state = load_checkpoint(path)
         self.agent.load_state_dict(state["agent"])
         self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
+        if state.get("search_buffers"):  # checkpoints before search_trials_per_task have none
+            self.search_buffers.load_state_dict(state["search_buffers"], adopt=True)
         for k, v in state["counters"].items():
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -370,12 +391,29 @@ class Trainer:
         self.trials_run += 1
         return self.cfg.seed * 1_000_003 + self.trials_run * 101
 
-    def collect(self, task, mode: str) -> None:
-        result = run_trial(self.env, task, self.policy, self.cfg.episodes, mode,
-                           self.cfg.agent.reward_input, self.rng, seed=self._trial_seed())
+    def collect(self, task, mode: str, controller=None) -> None:
+        result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
+                           self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller)
         self.buffers.add(task.task_id, result.trial)
         self.env_steps += self.cfg.episodes * self.horizon
         return result
+
+    def collect_search(self) -> None:
+        """`search_trials_per_task` scripted port-search trials per training task, into the replay
+        buffers and (for behaviour cloning) the search buffers."""
+        from tqdm import tqdm
+
+        from sim.mujoco.cable import PortSearch
+
+        search = PortSearch(self.cfg.action_scale)
+        found = []
+        for task in tqdm(self.train_tasks, desc="scripted search trials", leave=False):
+            for _ in range(self.cfg.search_trials_per_task):
+                result = self.collect(task, "scripted", search)
+                self.search_buffers.add(task.task_id, result.trial)
+                found.append(result.episode_success)
+        rate = np.mean(found, 0) if found else []
+        print(f"scripted search: {len(found)} trials, success per episode {np.round(rate, 2).tolist()}", flush=True)
 
     def train_steps(self, n: int, actor_critic: bool = True) -> dict:
         sums: dict[str, float] = {}
@@ -412,12 +450,21 @@ class Trainer:
             del parts
             self.agent.model.train()  # filtering put it in eval mode
             self._ac_cache_step = self.grad_steps
-        n = len(self._ac_cache["obs"])
+            if a.search_bc_weight and self.search_buffers.num_trials:
+                self._search_cache = replay_transitions(self.agent, self.search_buffers.stored(), self.task_features)
+                self.agent.model.train()
         stats: dict = {}
         for _ in range(a.ac_updates_per_step):
-            idx = torch.as_tensor(self.rng.integers(n, size=a.ac_batch), device=self.agent.device)
-            stats = self.agent.sac_update({k: v[idx] for k, v in self._ac_cache.items()})
+            stats = self.agent.sac_update(self._minibatch(self._ac_cache), self._minibatch(self._search_cache))
         return stats
+
+    def _minibatch(self, cache: dict | None) -> dict | None:
+        """ac_batch rows drawn i.i.d. from a cache of filtered transitions (None stays None)."""
+        if cache is None:
+            return None
+        idx = torch.as_tensor(self.rng.integers(len(cache["obs"]), size=self.cfg.agent.ac_batch),
+                              device=self.agent.device)
+        return {k: v[idx] for k, v in cache.items()}
 
     def evaluate(self) -> dict:
         from belief.meld.evaluate import evaluate_policy
@@ -467,6 +514,8 @@ class Trainer:
                     for task in tqdm(self.train_tasks, desc="random trials", leave=False):
                         for _ in range(cfg.init_trials_per_task):
                             self.collect(task, "random")
+                if cfg.search_trials_per_task:
+                    self.collect_search()
                 for i in tqdm(range(cfg.pretrain_steps), desc="model pre-training", leave=False):
                     stats = self.train_steps(1, actor_critic=False)
                     if i % 50 == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,7 +19,20 @@ from belief.meld.buffers import Trial
 from belief.meld.model import belief_columns
 from belief.meld.policy import MeldPolicy
 
-MODES = ("random", "sample", "mean")
+MODES = ("random", "sample", "mean", "scripted")
+POLICY_MODES = ("sample", "mean")
+
+
+class ScriptedController(Protocol):
+    """A scripted actor for `run_trial(mode="scripted")`: told where each trial and episode starts, then
+    asked for an action (in the policy's [-1, 1] units) given the env and the info of its last step
+    ({} at an episode's first frame)."""
+
+    def start_trial(self, rng: np.random.Generator) -> None: ...
+
+    def start_episode(self) -> None: ...
+
+    def act(self, env, info: dict) -> np.ndarray: ...
 
 
 @dataclass
@@ -44,19 +58,23 @@ def _rewards(info: dict) -> tuple[float, float]:
 def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "sample",
               reward_input: str = "dense", rng: np.random.Generator | None = None,
               seed: int | None = None, decode_reward: bool = False,
-              carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True) -> TrialResult:
+              carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
+              controller: ScriptedController | None = None) -> TrialResult:
     """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
 
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
-    collection), "mean" (deterministic: evaluation, identical to the exported module).
+    collection), "mean" (deterministic: evaluation, identical to the exported module), "scripted"
+    (`controller` acts, e.g. `PortSearch`; a policy, if given, only filters the belief).
     carry_belief=False resets the belief at every episode (an evaluation control: with the same seeds,
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
     maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`)."""
     if mode not in MODES:
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
-    if mode != "random" and policy is None:
+    if mode in POLICY_MODES and policy is None:
         raise ValueError(f"trial mode {mode!r} needs a policy")
+    if (mode == "scripted") != (controller is not None):
+        raise ValueError(f"trial mode {mode!r}: a controller is given with mode 'scripted' and only then")
     rng = rng or np.random.default_rng(seed)
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
@@ -64,6 +82,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     successes, returns, finals, final_infos = [], [], [], []
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     state = policy.initial_state().to(device) if policy is not None else None
+    if controller is not None:
+        controller.start_trial(rng)
     for e in range(episodes):
         obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task})
         if policy is not None and e > 0 and not carry_belief:
@@ -74,6 +94,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
             state = policy.tempered_state(state, float(carry_belief))
         prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0
         success, ret, done, info = False, 0.0, False, {}
+        if controller is not None:
+            controller.start_episode()
         for k in range(horizon + 1):
             frames.append(np.asarray(obs, np.uint8))
             r_dense.append(rew_d)
@@ -90,10 +112,12 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                         belief, state = policy.belief(*args)
                         a_t = policy.act(belief)
                 beliefs.append(belief.cpu().numpy())
-                if mode != "random":
+                if mode in POLICY_MODES:
                     action = a_t.cpu().numpy().astype(np.float32)
             if mode == "random":
                 action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            elif mode == "scripted":
+                action = np.asarray(controller.act(env, info), np.float32)
             if k == horizon:  # the frame after the last action: filtered, not acted on
                 actions.append(np.zeros(action_dim, np.float32))
                 break

@@ -219,3 +219,47 @@ class CableTask:
         target = pos + mat @ np.array([0.0, 0.0, depth])
         q_target, _ = sim.solve_ik(self.tool_site, target, mat, q0=sim.q)
         return (q_target - sim.q) / period
+
+
+class PortSearch:
+    """Scripted port-blind search, a `belief.meld.trials.ScriptedController` for the cable twin.
+
+    It knows the rig's geometry (where the ports are: on the robot, the rig's pose and its calibration)
+    but not which port is correct. Each trial tries the ports in a random order with the privileged
+    expert's motion: a port where the plug seats without the latch's click (or that takes `timeout`
+    steps) is left for the next; once a port latches, every later episode of the trial goes straight
+    to it. It is exploration data that shows what a trial's first episode can do within its horizon
+    (about 7 control steps per wrong port at the reduced run's 0.1 action scale), never a policy.
+    """
+
+    def __init__(self, action_scale: float = 1.0, timeout: int = 30):
+        if not 0.0 < action_scale <= 1.0:
+            raise ValueError(f"PortSearch action_scale must be in (0, 1], got {action_scale}")
+        if timeout < 1:
+            raise ValueError(f"PortSearch timeout must be >= 1 control step, got {timeout}")
+        self.action_scale, self.timeout = float(action_scale), int(timeout)
+        self.order: list[int] = list(range(N_PORTS))
+        self.tried, self.since, self.found = 0, 0, -1
+
+    @property
+    def target(self) -> int:
+        """The port being tried (the found one once a port has latched)."""
+        return self.found if self.found >= 0 else self.order[self.tried % N_PORTS]
+
+    def start_trial(self, rng: np.random.Generator) -> None:
+        self.order = [int(k) for k in rng.permutation(N_PORTS)]
+        self.tried, self.found = 0, -1
+
+    def start_episode(self) -> None:
+        self.since = 0
+
+    def act(self, env, info: dict) -> np.ndarray:
+        if info.get("success"):
+            self.found = int(info["latched_port"])
+        elif self.found < 0 and (info.get("latched_port") == self.target or self.since >= self.timeout):
+            self.tried, self.since = self.tried + 1, 0  # seated without a click, or stuck: next port
+        self.since += 1
+        u = env.unwrapped
+        probe = Task(u.task.family, u.task.task_id, u.task.descriptor, {**u.task.params, "port": self.target})
+        velocity = u.family.expert_velocity(u.sim, probe, u.period)
+        return np.clip(velocity / u.vmax / self.action_scale, -1.0, 1.0).astype(np.float32)
