@@ -1,0 +1,167 @@
+"""Scripted port-blind search on the cable twin, its trials in MELD's replay, and the actor cloning them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from belief.meld.train import ScaledActions, TrainConfig, Trainer, make_env
+from belief.meld.trials import run_trial
+from sim.mujoco.cable import N_PORTS, PortSearch
+from tests.belief_meld.conftest import EPISODES, HORIZON, tiny_agent_config
+
+SCALE = 0.1  # the reduced run's action scale
+
+
+@pytest.fixture(scope="module")
+def cable_env():
+    env = ScaledActions(make_env("widowx_cable", episode_steps=40), SCALE)
+    yield env
+    env.close()
+
+
+def _first_latch(trial, episode: int, horizon: int = 40) -> int:
+    """Frame of the episode at which the sparse reward (the latch at the correct port) first arrived."""
+    frames = trial.reward_sparse[episode * (horizon + 1):(episode + 1) * (horizon + 1)]
+    return int(np.argmax(frames > 0)) if frames.any() else -1
+
+
+class RecordedSearch(PortSearch):
+    """PortSearch that records the port it is going to at every step of every episode."""
+
+    def start_trial(self, rng):
+        super().start_trial(rng)
+        self.targets: list[list[int]] = []
+
+    def start_episode(self):
+        super().start_episode()
+        self.targets.append([])
+
+    def act(self, env, info):
+        action = super().act(env, info)
+        self.targets[-1].append(self.target)
+        return action
+
+
+def test_port_search_finds_the_port_in_episode_1_and_goes_straight_to_it_in_episode_2(cable_env):
+    """Within one 40-step episode at the reduced action scale the search seats the plug in port after
+    port until the correct one latches; episode 2 of the trial goes to that port directly."""
+    wrong_ports_tried = 0
+    for i, task in enumerate(cable_env.unwrapped.task_set.train[:3]):
+        search = RecordedSearch(SCALE)
+        res = run_trial(cable_env, task, None, 2, "scripted", seed=i, controller=search)
+        port = task.params["port"]
+        assert res.episode_success == [True, True], task.task_id
+        assert [info["port_at_tip"] for info in res.episode_final_info] == [port] * 2
+        episode1, episode2 = search.targets
+        assert episode1[-1] == port and set(episode2) == {port}
+        assert episode1 == sorted(episode1, key=search.order.index)  # the trial's order, one port after another
+        wrong_ports_tried += len(set(episode1)) - 1
+        assert np.abs(res.trial.actions).max() <= 1.0  # the policy's units, as the replay stores them
+    assert wrong_ports_tried >= 1  # some trial had to leave a port that seated without a click
+
+
+def test_port_search_is_blind_to_the_correct_port(cable_env):
+    """Two tasks that differ only in the correct port get the same motion until the first port seats:
+    the search's order comes from the trial's random stream, never from the task; after that the task
+    where the first port latched stays, the other moves on."""
+    task = cable_env.unwrapped.task_set.train[0]
+    first = PortSearch(SCALE)
+    first.start_trial(np.random.default_rng(3))  # the stream run_trial(seed=3) gives it
+    order = first.order
+    tasks = [replace(task, params={**task.params, "port": order[k]}) for k in (0, 1)]
+    runs = [run_trial(cable_env, t, None, 1, "scripted", seed=3, controller=PortSearch(SCALE)) for t in tasks]
+    assert runs[0].episode_success == [True] and runs[1].episode_success == [True]
+    a, b = (r.trial.actions for r in runs)
+    seated = _first_latch(runs[0].trial, 0)  # port order[0] latched for the first task: seated there
+    assert seated > 1 and np.array_equal(a[:seated], b[:seated])
+    assert not np.allclose(a[seated:], b[seated:])
+    assert sorted(order) == list(range(N_PORTS))
+
+
+def test_port_search_refuses_bad_settings():
+    with pytest.raises(ValueError, match=r"PortSearch action_scale must be in \(0, 1\], got 0"):
+        PortSearch(0)
+    with pytest.raises(ValueError, match="PortSearch timeout must be >= 1 control step, got 0"):
+        PortSearch(SCALE, timeout=0)
+
+
+def test_scripted_trials_need_a_controller_and_only_they_take_one(fake_env):
+    task = fake_env.tasks.train[0]
+    with pytest.raises(ValueError, match="a controller is given with mode 'scripted' and only then"):
+        run_trial(fake_env, task, None, EPISODES, "scripted")
+    with pytest.raises(ValueError, match="a controller is given with mode 'scripted' and only then"):
+        run_trial(fake_env, task, None, EPISODES, "random", controller=PortSearch())
+
+
+def test_search_bc_pulls_the_actors_mean_action_towards_the_searchs():
+    """search_bc_weight: SAC updates given the search's transitions move the actor's mean action on their
+    beliefs towards the search's actions (much more than the same updates without them); the model,
+    which made the beliefs, is untouched."""
+    from belief.meld.agent import MeldAgent
+    from tests.belief_meld.test_model import _batch
+
+    def trained(with_demo: bool):
+        torch.manual_seed(0)
+        ag = MeldAgent(tiny_agent_config(ac_batch=8, search_bc_weight=10.0), EPISODES, HORIZON)
+        b = ag.to_tensors(_batch())
+        _, beliefs = ag.model_step(b)
+        t = ag.transitions(beliefs, b)
+        demo = {**t, "actions": torch.full_like(t["actions"], 0.8)}
+        model = {k: v.clone() for k, v in ag.model.state_dict().items()}
+        for _ in range(300):
+            stats = ag.sac_update(t, demo if with_demo else None)
+        assert all(torch.equal(v, ag.model.state_dict()[k]) for k, v in model.items())
+        err = (ag.sac.actor.act_mean(demo["obs"]) - demo["actions"]).pow(2).mean().item()
+        return err, stats
+
+    cloned, stats = trained(True)
+    plain, plain_stats = trained(False)
+    assert cloned < 0.25 * plain and "search_bc_loss" in stats and "search_bc_loss" not in plain_stats
+
+
+def test_search_settings_are_refused_by_name():
+    for bad, match in (({"search_bc_weight": -1.0}, "search_bc_weight must be a number >= 0"),
+                       ({"search_bc_weight": True}, "search_bc_weight must be a number >= 0"),
+                       ({"search_bc_weight": 1.0}, "needs ac_batch > 0")):
+        with pytest.raises(ValueError, match=match):
+            tiny_agent_config(**bad)
+    agent = {"ac_batch": 8, "search_bc_weight": 1.0}
+    for bad, match in (({"search_trials_per_task": -1}, "search_trials_per_task must be a whole number >= 0"),
+                       ({"search_trials_per_task": 1.5}, "search_trials_per_task must be a whole number >= 0"),
+                       ({"agent": agent}, "needs search_trials_per_task >= 1"),
+                       ({"env": "fake", "search_trials_per_task": 1}, "widowx_cable twin only, not 'fake'")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+
+
+def test_search_trials_join_the_replay_are_cloned_and_survive_a_resume(tmp_path):
+    """On the cable twin (3-step episodes, a tiny model): each training task gets its scripted trials in
+    the replay and the search buffers, their env steps are counted, the actor-critic logs the cloning
+    term, and a resumed run holds the same search trials."""
+    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
+            "ac_batch": 8, "ac_cache_refresh": 1, "search_bc_weight": 1.0}
+    cfg = dict(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=tiny,
+               n_train_tasks=2, n_test_tasks=1, init_trials_per_task=1, pretrain_steps=1, iterations=1,
+               train_steps_per_iter=1, batch_trials=2, eval_every=0, checkpoint_every=1, capacity_per_task=5,
+               search_trials_per_task=2)
+    trainer = Trainer(TrainConfig(**cfg), tmp_path)
+    trainer.run()
+    per_trial = 2 * 3
+    tasks = {t.task_id for t in trainer.train_tasks}
+    assert {t: b.size for t, b in trainer.search_buffers.buffers.items()} == dict.fromkeys(tasks, 2)
+    assert sum(b.size for b in trainer.buffers.buffers.values()) == len(tasks) * 3 + trainer.iteration
+    assert trainer.env_steps == per_trial * (len(tasks) * 3 + trainer.iteration)
+    header = (tmp_path / "train.csv").read_text().splitlines()[0].split(",")
+    assert "search_bc_loss" in header
+    stored = trainer.search_buffers.stored()
+    resumed = Trainer(TrainConfig(**{**cfg, "iterations": 2}), tmp_path)
+    resumed.run(resume=True)
+    assert set(resumed.search_buffers.buffers) == tasks
+    for tid, trials in resumed.search_buffers.stored().items():
+        assert np.array_equal(trials["actions"], stored[tid]["actions"])
+    assert resumed.env_steps == trainer.env_steps + per_trial  # no new search trials on resume
+
