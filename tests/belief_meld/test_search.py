@@ -82,6 +82,34 @@ def test_port_search_is_blind_to_the_correct_port(cable_env):
     assert sorted(order) == list(range(N_PORTS))
 
 
+def test_port_search_leaves_a_port_that_seats_without_a_click_or_times_out_and_stays_at_a_latched_one():
+    """The search's decisions from step infos alone (the twin replaced by a stub that reports the port
+    asked for): next port on a seat without a click or after `timeout` steps, none after the latch."""
+    from types import SimpleNamespace
+
+    asked = []
+    family = SimpleNamespace(expert_velocity=lambda sim, task, period: asked.append(task.params["port"]) or np.zeros(5))
+    from sim.tasks import Task
+
+    cable_task = Task("widowx_cable", "t", np.zeros(3), {"port": 3})
+    env = SimpleNamespace(unwrapped=SimpleNamespace(task=cable_task, family=family, sim=None, period=0.3,
+                                                    vmax=np.ones(5)))
+    search = PortSearch(SCALE, timeout=3)
+    search.start_trial(np.random.default_rng(0))
+    search.start_episode()
+    a, b, c, d = search.order
+    search.act(env, {})
+    search.act(env, {"latched_port": a, "success": False})  # seated without a click: next port
+    for _ in range(3):  # stuck over b for the timeout: next port
+        search.act(env, {"latched_port": -1, "success": False})
+    search.act(env, {"latched_port": c, "success": True})
+    for _ in range(5):
+        search.act(env, {"latched_port": -1, "success": False})  # pulled out, slow: c stays
+    search.start_episode()
+    search.act(env, {})
+    assert asked == [a, b, b, b, c, c, c, c, c, c, c, c]
+
+
 def test_port_search_refuses_bad_settings():
     with pytest.raises(ValueError, match=r"PortSearch action_scale must be in \(0, 1\], got 0"):
         PortSearch(0)
