@@ -56,10 +56,14 @@ def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1,
             [[inf["at_correct_port"] for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
         out["any_port_per_episode"] = np.asarray(
             [[inf["port_at_tip"] >= 0 for inf in t.episode_final_info] for t in traces], float).mean(0).tolist()
+        # how many ports the plug seated in per episode: 1 for a policy that commits to one, more for a search
+        out["ports_seated_per_episode"] = np.asarray(
+            [[len(p) for p in t.episode_ports_seated] for t in traces], float).mean(0).tolist()
     # per trial, for conditional reads (does episode 2 go where episode 1 ended, or elsewhere?)
     out["per_trial"] = [{"task": t.trial.task_id, task_label: label, "success": [bool(s) for s in t.episode_success],
                          "port_at_tip": [int(inf.get("port_at_tip", -1)) for inf in t.episode_final_info],
                          "at_correct_port": [bool(inf.get("at_correct_port", False)) for inf in t.episode_final_info],
+                         "ports_seated": t.episode_ports_seated,
                          "final_reward": [float(f) for f in t.episode_final_reward]}
                         for t, label in zip(traces, labels, strict=True)]
     return {**out, "n_trials": len(succ), "tasks": [t.task_id for t in tasks], "trials": traces}
@@ -299,11 +303,12 @@ def _ends_by_port_lines(by_port: dict[int, dict], label: str = "") -> list[str]:
 def _episode_rows(res: dict, label: str = "") -> list[str]:
     """Markdown table rows, one per episode index, of an `evaluate_policy` result."""
     n_ep = len(res["success_per_episode"])
-    port = res.get("correct_port_per_episode", [np.nan] * n_ep)
-    anyp = res.get("any_port_per_episode", [np.nan] * n_ep)
-    return [f"| {i + 1}{label} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} |"
-            for i, (s, r, f, c, a) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
-                                                    res["final_reward_per_episode"], port, anyp, strict=True))]
+    port, anyp, seated = (res.get(k, [np.nan] * n_ep) for k in (
+        "correct_port_per_episode", "any_port_per_episode", "ports_seated_per_episode"))
+    return [f"| {i + 1}{label} | {s:.2f} | {r:.2f} | {f:.3f} | {c:.2f} | {a:.2f} | {n:.2f} |"
+            for i, (s, r, f, c, a, n) in enumerate(zip(res["success_per_episode"], res["return_per_episode"],
+                                                       res["final_reward_per_episode"], port, anyp, seated,
+                                                       strict=True))]
 
 
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
@@ -371,7 +376,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
                                                  for _ in range(trials_per_task)], trainer.horizon)
     where = {"test": "held-out", "train": "training", "fresh": "fresh held-out"}[split]
     lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
-             "| ends at a port |", "|---|---|---|---|---|---|", *_episode_rows(res)]
+             "| ends at a port | ports seated |", "|---|---|---|---|---|---|---|", *_episode_rows(res)]
     if reset_control:
         control = evaluate_policy(*args, seed=20_000, carry_belief=False, task_label=label)
         table["belief_reset_control"] = {k: v for k, v in control.items() if k not in ("trials", "tasks")}

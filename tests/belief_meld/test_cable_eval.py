@@ -37,6 +37,7 @@ def test_cable_evaluation_reports_the_port_reached_per_episode():
     assert len(res["correct_port_per_episode"]) == len(res["any_port_per_episode"]) == 2
     # the arm starts 6 cm over the router and an untrained policy barely moves it in 3 steps: at no port
     assert res["any_port_per_episode"] == [0.0, 0.0] and res["correct_port_per_episode"] == [0.0, 0.0]
+    assert res["ports_seated_per_episode"] == [0.0, 0.0] and res["per_trial"][0]["ports_seated"] == [[], []]
     assert all(len(t.episode_final_info) == 2 for t in res["trials"])
     # each trial names its task's correct port, for reads by port (ends_by_correct_port)
     assert [t["port"] for t in res["per_trial"]] == [int(t.params["port"]) for t in tasks]

@@ -58,10 +58,13 @@ def test_port_search_finds_the_port_in_episode_1_and_goes_straight_to_it_in_epis
         assert [info["port_at_tip"] for info in res.episode_final_info] == [port] * 2
         episode1, episode2 = search.targets
         assert episode1[-1] == port and set(episode2) == {port}
+        # the trial records the ports seated in: those left without a click, then the correct one
+        assert res.episode_ports_seated[1] == [port] and res.episode_ports_seated[0][-1] == port
+        assert set(res.episode_ports_seated[0]) <= set(episode1)
         assert episode1 == sorted(episode1, key=search.order.index)  # the trial's order, one port after another
-        wrong_ports_tried += len(set(episode1)) - 1
+        wrong_ports_tried += len(res.episode_ports_seated[0]) - 1
         assert np.abs(res.trial.actions).max() <= 1.0  # the policy's units, as the replay stores them
-    assert wrong_ports_tried >= 1  # some trial had to leave a port that seated without a click
+    assert wrong_ports_tried >= 1  # some trial seated in a wrong port and moved on
 
 
 def test_port_search_is_blind_to_the_correct_port(cable_env):
