@@ -46,6 +46,9 @@ class TrialResult:
     reward_var: np.ndarray | None = None
     info: dict = field(default_factory=dict)
     episode_final_info: list[dict] = field(default_factory=list)  # the env's info after each episode's last step
+    # per episode, the ports the plug seated in (latched or not), in order: how many a search tried
+    # (empty lists on envs whose info has no `latched_port`)
+    episode_ports_seated: list[list[int]] = field(default_factory=list)
 
 
 def _rewards(info: dict) -> tuple[float, float]:
@@ -79,7 +82,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
     frames, actions, r_dense, r_sparse, beliefs = [], [], [], [], []
-    successes, returns, finals, final_infos = [], [], [], []
+    successes, returns, finals, final_infos, seated = [], [], [], [], []
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     state = policy.initial_state().to(device) if policy is not None else None
     if controller is not None:
@@ -94,6 +97,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
             state = policy.tempered_state(state, float(carry_belief))
         prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0
         success, ret, done, info = False, 0.0, False, {}
+        seated.append([])
         if controller is not None:
             controller.start_episode()
         for k in range(horizon + 1):
@@ -126,6 +130,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                 obs, _, terminated, truncated, info = env.step(action)
                 rew_d, rew_s = _rewards(info)
                 success = success or bool(info.get("success", False))
+                if info.get("latched_port", -1) >= 0 and info["latched_port"] not in seated[-1]:
+                    seated[-1].append(int(info["latched_port"]))
                 done = bool(terminated)  # an early end holds the last frame and reward until the horizon
             ret += rew_d
             prev_a = action
@@ -135,7 +141,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         final_infos.append(info)
     trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
                   np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""))
-    result = TrialResult(trial, successes, returns, finals, episode_final_info=final_infos)
+    result = TrialResult(trial, successes, returns, finals, episode_final_info=final_infos,
+                         episode_ports_seated=seated)
     if beliefs:
         result.beliefs = np.stack(beliefs)
         if decode_reward:
