@@ -235,7 +235,7 @@ class PortSearch:
     def __init__(self, action_scale: float = 1.0, timeout: int = 30):
         if not 0.0 < action_scale <= 1.0:
             raise ValueError(f"PortSearch action_scale must be in (0, 1], got {action_scale}")
-        if timeout < 1:
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"PortSearch timeout must be >= 1 control step, got {timeout}")
         self.action_scale, self.timeout = float(action_scale), int(timeout)
         self.order: list[int] = list(range(N_PORTS))
