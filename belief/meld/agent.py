@@ -59,6 +59,11 @@ class AgentConfig:
     # weighted by this against SAC's actor loss (TD3+BC-style; |Q| ~ 10 on the cable twin). 0 = off:
     # SAC alone never learnt to leave a port that seated without a click (docs/meld.md)
     search_bc_weight: float = 0.0
+    # DAgger (TrainConfig.teacher): every SAC update also pulls the actor's mean action towards the
+    # teacher's label on the transitions that have one (the agent's own trials, labelled at the states the
+    # agent visited), weighted like search_bc_weight. Cloning the search's own trials fit them (MSE 0.005)
+    # yet the agent still stayed at its first port: its own states differ from the search's. 0 = off
+    teacher_bc_weight: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -83,9 +88,10 @@ class AgentConfig:
         if self.task_gated_actor is True and not self.model.task_probs_in_belief:
             raise ValueError("AgentConfig.task_gated_actor mixes its heads by the task head's probabilities: it "
                              "needs model.task_probs_in_belief (and task_id_weight > 0)")
-        if isinstance(self.search_bc_weight, bool) or not isinstance(self.search_bc_weight, int | float) \
-                or not self.search_bc_weight >= 0:
-            raise ValueError(f"AgentConfig.search_bc_weight must be a number >= 0 (0 = off), got {self.search_bc_weight!r}")
+        for name in ("search_bc_weight", "teacher_bc_weight"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
+                raise ValueError(f"AgentConfig.{name} must be a number >= 0 (0 = off), got {w!r}")
         if self.search_bc_weight and self.ac_batch == 0:
             raise ValueError("AgentConfig.search_bc_weight clones the search within the i.i.d. actor-critic updates: it "
                              "needs ac_batch > 0")
@@ -185,6 +191,8 @@ class MeldAgent:
                "actions": b["actions"][:, self._cur].reshape(-1, b["actions"].shape[-1]),
                "rewards": rewards[:, self._cur + 1].reshape(-1, 1),  # the reward that arrived with the next frame
                "dones": self._done.expand(B, -1).reshape(-1, 1)}
+        if "labels" in b:  # a teacher's actions (NaN where none), for teacher_bc_weight
+            out["labels"] = b["labels"][:, self._cur].reshape(-1, b["labels"].shape[-1])
         if self.cfg.privileged_critic:
             task = b.get("task_features")
             if task is None or tuple(task.shape) != (B, self.cfg.critic_task_dim):
@@ -193,18 +201,34 @@ class MeldAgent:
             out["task"] = task.float().repeat_interleave(len(self._cur), dim=0)
         return out
 
+    def _clone_loss(self, beliefs: torch.Tensor, targets: torch.Tensor, weight: float) -> torch.Tensor:
+        """weight x the squared error of the actor's mean action on `beliefs` (its `actor_input` view)."""
+        mean = self.sac.actor.act_mean(self.model.actor_input(beliefs).detach())
+        return weight * F.mse_loss(mean, targets)
+
     def search_bc_loss(self, demo: dict[str, torch.Tensor]) -> torch.Tensor:
-        """search_bc_weight x the squared error of the actor's mean action on `demo`'s beliefs (its
-        `actor_input` view) against the scripted search's actions (`transitions` layout)."""
-        mean = self.sac.actor.act_mean(self.model.actor_input(demo["obs"]).detach())
-        return self.cfg.search_bc_weight * F.mse_loss(mean, demo["actions"])
+        """search_bc_weight x the squared error of the actor's mean action on `demo`'s beliefs against
+        the scripted search's actions (`transitions` layout)."""
+        return self._clone_loss(demo["obs"], demo["actions"], self.cfg.search_bc_weight)
+
+    def teacher_bc_loss(self, t: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """teacher_bc_weight x the squared error of the actor's mean action against the teacher's labels,
+        on the transitions of `t` that have one (None when none has)."""
+        labelled = torch.isfinite(t["labels"]).all(-1)
+        if not bool(labelled.any()):
+            return None
+        return self._clone_loss(t["obs"][labelled], t["labels"][labelled], self.cfg.teacher_bc_weight)
 
     def sac_update(self, t: dict[str, torch.Tensor], demo: dict[str, torch.Tensor] | None = None) -> dict:
         """One SAC update on transitions laid out as `transitions` returns them (the task, if any, joins
         the critic's input only; the actor sees the model's `actor_input` view of the beliefs); with
-        `demo` (scripted search transitions, same layout) the actor also clones them (`search_bc_loss`)."""
+        `demo` (scripted search transitions, same layout) the actor also clones them (`search_bc_loss`),
+        and with teacher_bc_weight it clones the teacher's labels in `t` (`teacher_bc_loss`)."""
         view = self.model.actor_input
-        bc = self.search_bc_loss(demo) if demo is not None and self.cfg.search_bc_weight else None
+        clones = {"search_bc_loss": self.search_bc_loss(demo) if demo is not None and self.cfg.search_bc_weight else None,
+                  "teacher_bc_loss": self.teacher_bc_loss(t) if self.cfg.teacher_bc_weight and "labels" in t else None}
+        clones = {k: v for k, v in clones.items() if v is not None}
+        bc = sum(clones.values()) if clones else None
         stats: dict = {}
         if "task" not in t and self.model.actor_sees_task_latent:
             stats = self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"],
@@ -215,8 +239,7 @@ class MeldAgent:
                 obs, next_obs = torch.cat([obs, t["task"]], -1), torch.cat([next_obs, t["task"]], -1)
             stats = self.sac.update(obs, t["actions"], t["rewards"], next_obs, t["dones"], actor_obs=view(t["obs"]),
                                     next_actor_obs=view(t["next_obs"]), actor_aux_loss=bc)
-        if bc is not None:
-            stats["search_bc_loss"] = bc.item()
+        stats.update({k: v.item() for k, v in clones.items()})
         return stats
 
     def actor_critic_step(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict:

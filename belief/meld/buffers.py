@@ -3,7 +3,9 @@
 A trial of E episodes of H steps is stored as T = E * (H + 1) frames: frame e*(H+1)+k is observation k
 of episode e. ``actions[t]`` is the action taken at frame t (zero on the last frame of each episode,
 which is the "reset" the next frame's prev_action sees); ``reward_*[t]`` is the reward that arrived
-with frame t (zero on each episode's first frame, masked out of the reward likelihood).
+with frame t (zero on each episode's first frame, masked out of the reward likelihood); ``labels[t]``
+is a teacher's action for frame t (NaN where none labelled it: a teacher's actions are cloned, never
+executed or filtered; see `belief.meld.trials.run_trial`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FIELDS = ("images", "actions", "reward_dense", "reward_sparse")
+FIELDS = ("images", "actions", "reward_dense", "reward_sparse", "labels")
 
 
 @dataclass
@@ -25,10 +27,13 @@ class Trial:
     reward_sparse: np.ndarray  # (T,) float32
     success: np.ndarray  # (E,) bool: success in each episode
     task_id: str = ""
+    labels: np.ndarray | None = None  # (T, A) float32, a teacher's action per frame, NaN = none; None = no teacher
 
     def __post_init__(self):
         T = len(self.images)
-        for name in ("actions", "reward_dense", "reward_sparse"):
+        if self.labels is None:
+            self.labels = np.full(np.shape(self.actions), np.nan, np.float32)
+        for name in ("actions", "reward_dense", "reward_sparse", "labels"):
             if len(getattr(self, name)) != T:
                 raise ValueError(f"Trial.{name} has {len(getattr(self, name))} frames, images have {T}")
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -46,6 +51,7 @@ class SequenceBuffer:
         self.actions = np.zeros((capacity, seq_len, action_dim), np.float32)
         self.reward_dense = np.zeros((capacity, seq_len), np.float32)
         self.reward_sparse = np.zeros((capacity, seq_len), np.float32)
+        self.labels = np.full((capacity, seq_len, action_dim), np.nan, np.float32)
         self.size = 0
         self.next = 0
 
@@ -57,6 +63,7 @@ class SequenceBuffer:
         self.actions[i] = trial.actions
         self.reward_dense[i] = trial.reward_dense
         self.reward_sparse[i] = trial.reward_sparse
+        self.labels[i] = trial.labels
         self.next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -98,7 +105,11 @@ class SequenceBuffer:
         """Restore from `state_dict` (tensors or arrays, oldest first; the newest `capacity` are kept).
 
         adopt: a full buffer takes over the given memory instead of copying it (a resumed run would
-        otherwise hold its replay data twice); only for data nothing else uses, e.g. a loaded checkpoint."""
+        otherwise hold its replay data twice); only for data nothing else uses, e.g. a loaded checkpoint.
+        Checkpoints from before teacher labels hold none: their trials load unlabelled (NaN)."""
+        if "labels" not in data:
+            actions = np.asarray(data["actions"])
+            data = {**data, "labels": np.full(actions.shape, np.nan, np.float32)}
         rows = {k: np.asarray(data[k])[-self.capacity:] for k in FIELDS}
         n = len(rows["images"])
         for k in FIELDS:

@@ -28,8 +28,10 @@ def replay_transitions(agent: MeldAgent, buffers: dict[str, dict], task_features
     """All transitions of the replay trials, filtered by the agent's model (`MeldAgent.transitions` layout)."""
     beliefs, _, ids = filter_trials(agent.model, buffers, agent.cfg.reward_input)
     dev = agent.device
-    batch = {k: torch.as_tensor(np.concatenate([buffers[t][k] for t in buffers]), device=dev)
-             for k in ("actions", "reward_dense", "reward_sparse")}
+    keys = ("actions", "reward_dense", "reward_sparse")
+    if agent.cfg.teacher_bc_weight and all("labels" in d for d in buffers.values()):
+        keys += ("labels",)  # a teacher's actions, cloned by the i.i.d. updates (AgentConfig.teacher_bc_weight)
+    batch = {k: torch.as_tensor(np.concatenate([buffers[t][k] for t in buffers]), device=dev) for k in keys}
     if agent.cfg.privileged_critic:
         batch["task_features"] = torch.as_tensor(np.stack([task_features[t] for t in ids]), device=dev)
     return agent.transitions(torch.as_tensor(beliefs, device=dev), batch)

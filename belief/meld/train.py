@@ -39,6 +39,7 @@ from belief.meld.policy import MeldPolicy
 from belief.meld.trials import run_trial
 
 CHECKPOINT = "checkpoint.pt"
+TEACHERS = ("", "port_search")  # TrainConfig.teacher
 BEST = "best.pt"  # weights of the best held-out evaluation so far (training can drift away from it)
 
 
@@ -83,6 +84,10 @@ class TrainConfig:
     # before training (after the warm start or the random trials) into the replay buffers, their env
     # steps counted; agent.search_bc_weight > 0 also clones them. Cable twin only. 0 = MELD's data only
     search_trials_per_task: int = 0
+    # DAgger: "port_search" labels every collected trial with what a port-blind teacher
+    # (sim.mujoco.cable.PortSearch, nearest-port order) would do at each state the agent visited;
+    # agent.teacher_bc_weight > 0 clones those labels. Cable twin only. "" = no teacher
+    teacher: str = ""
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -106,9 +111,15 @@ class TrainConfig:
         if self.agent.search_bc_weight and not self.search_trials_per_task:
             raise ValueError("agent.search_bc_weight clones scripted search trials: it needs "
                              "search_trials_per_task >= 1")
-        if self.search_trials_per_task and self.env != "widowx_cable":
-            raise ValueError(f"TrainConfig.search_trials_per_task: the scripted port search exists for the "
-                             f"widowx_cable twin only, not {self.env!r}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"TrainConfig.teacher must be one of {TEACHERS} ('' = none), got {self.teacher!r}")
+        if self.agent.teacher_bc_weight and not self.teacher:
+            raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
+                             "(teacher: port_search)")
+        for name in ("search_trials_per_task", "teacher"):
+            if getattr(self, name) and self.env != "widowx_cable":
+                raise ValueError(f"TrainConfig.{name}: the scripted port search exists for the widowx_cable "
+                                 f"twin only, not {self.env!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available")
 
@@ -391,6 +402,12 @@ class Trainer:
         self.trials_run += 1
         return self.cfg.seed * 1_000_003 + self.trials_run * 101
 
+    def _teacher(self):
+        """The labelling teacher of TrainConfig.teacher (None without one)."""
+        from sim.mujoco.cable import PortSearch
+
+        return PortSearch(self.cfg.action_scale, order="nearest") if self.cfg.teacher == "port_search" else None
+
     def collect(self, task, mode: str, controller=None) -> None:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
                            self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller)
@@ -523,6 +540,7 @@ class Trainer:
                                                  "grad_steps": self.grad_steps, **stats})
                 self.pretrained = True
                 self.save()
+            teacher = self._teacher()
             bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="meld", dynamic_ncols=True)
             while self.iteration < cfg.iterations and self.env_steps < cfg.max_env_steps:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
@@ -531,7 +549,7 @@ class Trainer:
                 succ = []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
-                    succ.append(self.collect(task, "sample").episode_success)
+                    succ.append(self.collect(task, "sample", teacher).episode_success)
                 stats = self.train_steps(cfg.train_steps_per_iter)
                 self.iteration += 1
                 row = {"iteration": self.iteration, "env_steps": self.env_steps,

@@ -24,9 +24,9 @@ POLICY_MODES = ("sample", "mean")
 
 
 class ScriptedController(Protocol):
-    """A scripted actor for `run_trial(mode="scripted")`: told where each trial and episode starts, then
-    asked for an action (in the policy's [-1, 1] units) given the env and the info of its last step
-    ({} at an episode's first frame)."""
+    """A scripted actor for `run_trial(mode="scripted")`, or a teacher labelling a policy's trials: told
+    where each trial and episode starts, then asked for an action (in the policy's [-1, 1] units) given
+    the env and the info of its last step ({} at an episode's first frame)."""
 
     def start_trial(self, rng: np.random.Generator) -> None: ...
 
@@ -68,6 +68,9 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
     collection), "mean" (deterministic: evaluation, identical to the exported module), "scripted"
     (`controller` acts, e.g. `PortSearch`; a policy, if given, only filters the belief).
+    A `controller` in a policy mode is a teacher (DAgger): the policy acts, the controller is asked at
+    every step what it would do there, and its answers become the trial's `labels` (in "scripted" mode
+    the labels are the actions taken).
     carry_belief=False resets the belief at every episode (an evaluation control: with the same seeds,
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
@@ -76,12 +79,15 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
     if mode in POLICY_MODES and policy is None:
         raise ValueError(f"trial mode {mode!r} needs a policy")
-    if (mode == "scripted") != (controller is not None):
-        raise ValueError(f"trial mode {mode!r}: a controller is given with mode 'scripted' and only then")
+    if mode == "scripted" and controller is None:
+        raise ValueError("trial mode 'scripted' needs a controller (e.g. sim.mujoco.cable.PortSearch)")
+    if mode == "random" and controller is not None:
+        raise ValueError("trial mode 'random': a controller acts in mode 'scripted' or labels a policy's "
+                         "trials in 'sample'/'mean', never with random actions")
     rng = rng or np.random.default_rng(seed)
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
-    frames, actions, r_dense, r_sparse, beliefs = [], [], [], [], []
+    frames, actions, labels, r_dense, r_sparse, beliefs = [], [], [], [], [], []
     successes, returns, finals, final_infos, seated = [], [], [], [], []
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     state = policy.initial_state().to(device) if policy is not None else None
@@ -118,14 +124,19 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                 beliefs.append(belief.cpu().numpy())
                 if mode in POLICY_MODES:
                     action = a_t.cpu().numpy().astype(np.float32)
+            label = np.full(action_dim, np.nan, np.float32)
+            if controller is not None:  # asked at the last frame too: it sees how the episode ended
+                label = np.asarray(controller.act(env, info), np.float32)
             if mode == "random":
                 action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
             elif mode == "scripted":
-                action = np.asarray(controller.act(env, info), np.float32)
+                action = label
             if k == horizon:  # the frame after the last action: filtered, not acted on
                 actions.append(np.zeros(action_dim, np.float32))
+                labels.append(np.full(action_dim, np.nan, np.float32))
                 break
             actions.append(action)
+            labels.append(label)
             if not done:
                 obs, _, terminated, truncated, info = env.step(action)
                 rew_d, rew_s = _rewards(info)
@@ -140,7 +151,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         finals.append(rew_d)
         final_infos.append(info)
     trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
-                  np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""))
+                  np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""),
+                  np.stack(labels))
     result = TrialResult(trial, successes, returns, finals, episode_final_info=final_infos,
                          episode_ports_seated=seated)
     if beliefs:

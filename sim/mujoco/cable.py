@@ -203,6 +203,10 @@ class CableTask:
                 "goal_distance": d_trans, "goal_angle": d_rot,
                 "port_at_tip": at_port, "at_correct_port": at_port == task.params["port"]}
 
+    def tip_distance_to_port(self, sim: ArmSim, port: int) -> float:
+        """Distance (m) from the plug's tip to port `port`'s opening."""
+        return float(np.linalg.norm(sim.site_pose(self.tool_site)[0] - sim.site_pose(f"port{port}")[0]))
+
     def expert_velocity(self, sim: ArmSim, task: Task, period: float) -> np.ndarray:
         """Privileged scripted expert: hover over the correct port, square up, then push in."""
         tip, tip_mat = sim.site_pose(self.tool_site)
@@ -225,39 +229,61 @@ class PortSearch:
     """Scripted port-blind search, a `belief.meld.trials.ScriptedController` for the cable twin.
 
     It knows the rig's geometry (where the ports are: on the robot, the rig's pose and its calibration)
-    but not which port is correct. Each trial tries the ports in a random order with the privileged
-    expert's motion: a port where the plug seats without the latch's click (or that takes `timeout`
-    steps) is left for the next; once a port latches, every later episode of the trial goes straight
-    to it. It is exploration data that shows what a trial's first episode can do within its horizon
-    (about 7 control steps per wrong port at the reduced run's 0.1 action scale), never a policy.
+    but not which port is correct. A port the plug seats in without the latch's click is ruled out for
+    the rest of the trial (whoever moved the plug there); once a port latches, every later step of the
+    trial goes straight to it. With `order="random"` each trial tries the ports in a random order with
+    the privileged expert's motion, and also rules out a port it takes `timeout` steps to seat in:
+    exploration data that shows what a trial's first episode can do within its horizon (about 7 control
+    steps per wrong port at the reduced run's 0.1 action scale), never a policy. With `order="nearest"`
+    it heads for the port nearest the plug's tip among those not ruled out, recomputed at every step, so
+    its action is a function of what is seen and what the trial has ruled out: a teacher that labels
+    the states a learner visits (DAgger, `run_trial` with a policy and this controller; no timeout then,
+    since the learner, not the teacher, decides how long it stays).
     """
 
-    def __init__(self, action_scale: float = 1.0, timeout: int = 30):
+    ORDERS = ("random", "nearest")
+
+    def __init__(self, action_scale: float = 1.0, timeout: int = 30, order: str = "random"):
         if not 0.0 < action_scale <= 1.0:
             raise ValueError(f"PortSearch action_scale must be in (0, 1], got {action_scale}")
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"PortSearch timeout must be >= 1 control step, got {timeout}")
-        self.action_scale, self.timeout = float(action_scale), int(timeout)
+        if order not in self.ORDERS:
+            raise ValueError(f"PortSearch order must be one of {self.ORDERS}, got {order!r}")
+        self.action_scale, self.timeout, self.order_kind = float(action_scale), int(timeout), order
         self.order: list[int] = list(range(N_PORTS))
-        self.tried, self.since, self.found = 0, 0, -1
-
-    @property
-    def target(self) -> int:
-        """The port being tried (the found one once a port has latched)."""
-        return self.found if self.found >= 0 else self.order[self.tried % N_PORTS]
+        self.ruled_out: set[int] = set()
+        self.since, self.found, self.target = 0, -1, self.order[0]
 
     def start_trial(self, rng: np.random.Generator) -> None:
         self.order = [int(k) for k in rng.permutation(N_PORTS)]
-        self.tried, self.found = 0, -1
+        self.ruled_out, self.found, self.target = set(), -1, self.order[0]
 
     def start_episode(self) -> None:
         self.since = 0
 
+    def _choose(self, env) -> int:
+        if self.found >= 0:
+            return self.found
+        if len(self.ruled_out) == N_PORTS:  # every port ruled out (a timed-out correct one): start over
+            self.ruled_out = set()
+        left = [k for k in self.order if k not in self.ruled_out]
+        if self.order_kind == "random":
+            return left[0]
+        u = env.unwrapped
+        return min(left, key=lambda k: u.family.tip_distance_to_port(u.sim, k))
+
     def act(self, env, info: dict) -> np.ndarray:
+        latched = info.get("latched_port", -1)
         if info.get("success"):
-            self.found = int(info["latched_port"])
-        elif self.found < 0 and (info.get("latched_port") == self.target or self.since >= self.timeout):
-            self.tried, self.since = self.tried + 1, 0  # seated without a click, or stuck: next port
+            self.found = int(latched)
+        elif self.found < 0 and latched >= 0:
+            self.ruled_out.add(int(latched))  # seated without a click: not this one
+        elif self.found < 0 and self.order_kind == "random" and self.since >= self.timeout:
+            self.ruled_out.add(self.target)  # stuck
+        target = self._choose(env)
+        self.since = 0 if target != self.target else self.since
+        self.target = target
         self.since += 1
         u = env.unwrapped
         probe = Task(u.task.family, u.task.task_id, u.task.descriptor, {**u.task.params, "port": self.target})

@@ -120,11 +120,11 @@ def test_port_search_refuses_bad_settings():
         PortSearch(SCALE, timeout=0)
 
 
-def test_scripted_trials_need_a_controller_and_only_they_take_one(fake_env):
+def test_scripted_trials_need_a_controller_and_random_ones_take_none(fake_env):
     task = fake_env.tasks.train[0]
-    with pytest.raises(ValueError, match="a controller is given with mode 'scripted' and only then"):
+    with pytest.raises(ValueError, match="trial mode 'scripted' needs a controller"):
         run_trial(fake_env, task, None, EPISODES, "scripted")
-    with pytest.raises(ValueError, match="a controller is given with mode 'scripted' and only then"):
+    with pytest.raises(ValueError, match="trial mode 'random': a controller acts in mode 'scripted' or labels"):
         run_trial(fake_env, task, None, EPISODES, "random", controller=PortSearch())
 
 
