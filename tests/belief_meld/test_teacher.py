@@ -1,0 +1,197 @@
+"""A port-blind teacher labelling the agent's own trials (DAgger) and the actor cloning those labels."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from belief.meld.agent import MeldAgent
+from belief.meld.buffers import SequenceBuffer, TaskBuffers
+from belief.meld.policy import MeldPolicy
+from belief.meld.train import TrainConfig, Trainer
+from belief.meld.trials import run_trial
+from sim.mujoco.cable import PortSearch
+from sim.tasks import Task
+from tests.belief_meld.conftest import EPISODES, HORIZON, tiny_agent_config
+from tests.belief_meld.test_model import _batch
+
+SCALE = 0.1
+
+
+def _stub_cable_env(distances: list[float], asked: list[int]):
+    """Just enough of the cable twin for PortSearch: the tip's distance to each port, and an expert
+    that records the port it is asked to go to."""
+    family = SimpleNamespace(expert_velocity=lambda sim, task, period: asked.append(task.params["port"]) or np.zeros(5),
+                             tip_distance_to_port=lambda sim, k: distances[k])
+    task = Task("widowx_cable", "t", np.zeros(3), {"port": 3})
+    return SimpleNamespace(unwrapped=SimpleNamespace(task=task, family=family, sim=None, period=0.3, vmax=np.ones(5)))
+
+
+def test_nearest_teacher_rules_out_any_seated_port_heads_for_the_nearest_left_and_never_times_out():
+    asked: list[int] = []
+    distances = [0.03, 0.01, 0.02, 0.04]
+    env = _stub_cable_env(distances, asked)
+    teacher = PortSearch(SCALE, timeout=2, order="nearest")
+    teacher.start_trial(np.random.default_rng(0))
+    teacher.start_episode()
+    teacher.act(env, {})  # nearest: 1
+    teacher.act(env, {"latched_port": 1, "success": False})  # seated without a click: next nearest, 2
+    teacher.act(env, {"latched_port": 0, "success": False})  # the learner seated in 0: ruled out too
+    for _ in range(4):  # longer than the timeout over 2: a teacher does not give up on the learner's pace
+        teacher.act(env, {"latched_port": -1, "success": False})
+    distances[3] = 0.001  # the plug wanders over port 3: the nearest left
+    teacher.act(env, {"latched_port": -1, "success": False})
+    distances[3] = 0.04
+    teacher.act(env, {"latched_port": 3, "success": True})
+    teacher.act(env, {"latched_port": -1, "success": False})  # pulled out: 3 stays, 2 is nearer but moot
+    teacher.start_episode()
+    teacher.act(env, {})
+    assert asked == [1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert teacher.ruled_out == {0, 1}
+    teacher.start_trial(np.random.default_rng(1))  # a new trial knows nothing
+    teacher.start_episode()
+    teacher.act(env, {})
+    assert asked[-1] == 1
+
+
+def test_port_search_refuses_an_unknown_order():
+    with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest'\), got 'closest'"):
+        PortSearch(SCALE, order="closest")
+
+
+class ConstantTeacher:
+    """A teacher that always answers the same action, and counts what it was asked."""
+
+    def __init__(self, action):
+        self.action, self.asked, self.trials = np.asarray(action, np.float32), 0, 0
+
+    def start_trial(self, rng):
+        self.trials += 1
+
+    def start_episode(self):
+        pass
+
+    def act(self, env, info):
+        self.asked += 1
+        return self.action
+
+
+def test_a_teacher_labels_the_policys_trial_without_acting(fake_env):
+    """With a policy acting, the controller's answers become the trial's labels on every acted frame
+    (NaN on each episode's last frame, where nothing acts); the actions stay the policy's, and a trial
+    without a teacher is all NaN."""
+    agent = MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    task = fake_env.tasks.train[0]
+    teacher = ConstantTeacher([0.5, -0.25])
+    res = run_trial(fake_env, task, policy, EPISODES, "sample", seed=0, controller=teacher)
+    labels, actions = res.trial.labels, res.trial.actions
+    last = np.arange(1, EPISODES + 1) * (HORIZON + 1) - 1
+    acted = np.setdiff1d(np.arange(len(labels)), last)
+    assert np.isnan(labels[last]).all()
+    assert np.array_equal(labels[acted], np.tile(teacher.action, (len(acted), 1)))
+    assert not np.allclose(actions[acted], teacher.action)  # the policy acted
+    assert teacher.trials == 1 and teacher.asked == EPISODES * (HORIZON + 1)
+    plain = run_trial(fake_env, task, policy, EPISODES, "sample", seed=0)
+    assert np.isnan(plain.trial.labels).all()
+    scripted = run_trial(fake_env, task, None, EPISODES, "scripted", seed=0, controller=teacher)
+    assert np.array_equal(scripted.trial.labels[acted], scripted.trial.actions[acted])
+
+
+def test_replay_keeps_labels_through_a_checkpoint_and_loads_older_ones_unlabelled(fake_env):
+    agent = MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    res = run_trial(fake_env, fake_env.tasks.train[0], policy, EPISODES, "sample", seed=0,
+                    controller=ConstantTeacher([0.5, -0.25]))
+    T, A = res.trial.actions.shape
+    bufs = TaskBuffers(3, T, res.trial.images.shape[1:], A)
+    bufs.add("a", res.trial)
+    state = bufs.state_dict()
+    back = TaskBuffers(3, T, res.trial.images.shape[1:], A)
+    back.load_state_dict(state)
+    assert np.array_equal(back.stored()["a"]["labels"], res.trial.labels[None], equal_nan=True)
+    old = {k: v for k, v in state["a"].items() if k != "labels"}  # a checkpoint from before labels
+    buf = SequenceBuffer(3, T, res.trial.images.shape[1:], A)
+    buf.load_state_dict(old)
+    assert buf.size == 1 and np.isnan(buf.stored()["labels"]).all()
+    assert np.array_equal(buf.stored()["actions"], res.trial.actions[None])
+
+
+def _transitions_with_labels(ag: MeldAgent, label: float):
+    b = ag.to_tensors(_batch())
+    _, beliefs = ag.model_step(b)
+    t = ag.transitions(beliefs, b)
+    labels = torch.full_like(t["actions"], label)
+    labels[::2] = float("nan")  # every other transition unlabelled
+    return {**t, "labels": labels}
+
+
+def test_teacher_bc_pulls_the_actor_towards_the_labels_on_labelled_transitions_only():
+    def trained(weight: float, label: float = 0.8):
+        torch.manual_seed(0)
+        ag = MeldAgent(tiny_agent_config(ac_batch=8, teacher_bc_weight=weight), EPISODES, HORIZON)
+        t = _transitions_with_labels(ag, label)
+        model = {k: v.clone() for k, v in ag.model.state_dict().items()}
+        for _ in range(300):
+            stats = ag.sac_update(t)
+        assert all(torch.equal(v, ag.model.state_dict()[k]) for k, v in model.items())
+        err = (ag.sac.actor.act_mean(ag.model.actor_input(t["obs"][1::2])) - label).pow(2).mean().item()
+        return err, stats
+
+    cloned, stats = trained(10.0)
+    plain, plain_stats = trained(0.0)
+    assert cloned < 0.25 * plain and "teacher_bc_loss" in stats and "teacher_bc_loss" not in plain_stats
+    torch.manual_seed(0)
+    ag = MeldAgent(tiny_agent_config(teacher_bc_weight=10.0), EPISODES, HORIZON)
+    t = _transitions_with_labels(ag, 0.8)
+    t["labels"][:] = float("nan")
+    assert "teacher_bc_loss" not in ag.sac_update(t)  # nothing labelled: no cloning term, no NaN loss
+
+
+def test_transitions_carry_the_labels_of_acted_frames():
+    ag = MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    batch = _batch()
+    batch["labels"] = np.arange(np.prod(batch["actions"].shape), dtype=np.float32).reshape(batch["actions"].shape)
+    b = ag.to_tensors(batch)
+    _, beliefs = ag.model_step(b)
+    t = ag.transitions(beliefs, b)
+    assert torch.equal(t["labels"], b["labels"][:, ag._cur].reshape(-1, 2))
+    assert "labels" not in ag.transitions(beliefs, {k: v for k, v in b.items() if k != "labels"})
+
+
+def test_teacher_settings_are_refused_by_name():
+    for bad in ({"teacher_bc_weight": -1.0}, {"teacher_bc_weight": True}, {"teacher_bc_weight": "10"}):
+        with pytest.raises(ValueError, match="teacher_bc_weight must be a number >= 0"):
+            tiny_agent_config(**bad)
+    for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search'\)"),
+                       ({"agent": {"teacher_bc_weight": 1.0}}, "clones a teacher's labels: it needs a teacher"),
+                       ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+
+
+def test_training_with_the_teacher_labels_its_trials_and_clones_them(tmp_path):
+    """On the cable twin (3-step episodes, a tiny model): every trial collected after pre-training is
+    labelled by the nearest-port teacher (the random ones are not), the i.i.d. actor-critic logs the
+    cloning term, and the labels survive the checkpoint."""
+    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
+            "ac_batch": 8, "ac_cache_refresh": 1, "teacher_bc_weight": 1.0}
+    cfg = dict(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=tiny,
+               n_train_tasks=2, n_test_tasks=1, init_trials_per_task=1, pretrain_steps=1, iterations=3,
+               train_steps_per_iter=1, batch_trials=2, eval_every=0, checkpoint_every=1, capacity_per_task=5,
+               teacher="port_search")
+    trainer = Trainer(TrainConfig(**cfg), tmp_path)
+    trainer.run()
+    trials = [b.stored() for b in trainer.buffers.buffers.values()]
+    labelled = sum(int(np.isfinite(d["labels"]).all(-1).any(-1).sum()) for d in trials)
+    unlabelled = sum(int(np.isnan(d["labels"]).all((-1, -2)).sum()) for d in trials)
+    assert labelled == trainer.iteration == 3 and unlabelled == len(trainer.train_tasks)
+    header = (tmp_path / "train.csv").read_text().splitlines()[0].split(",")
+    assert "teacher_bc_loss" in header
+    resumed = Trainer(TrainConfig(**cfg), tmp_path)
+    resumed.restore(tmp_path / "checkpoint.pt")
+    for tid, d in resumed.buffers.stored().items():
+        assert np.array_equal(d["labels"], trainer.buffers.stored()[tid]["labels"], equal_nan=True)
