@@ -546,16 +546,19 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                succ = []
+                succ, seated = [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
-                    succ.append(self.collect(task, "sample", teacher).episode_success)
+                    result = self.collect(task, "sample", teacher)
+                    succ.append(result.episode_success)
+                    seated.append(len(result.episode_ports_seated[0]) if result.episode_ports_seated else 0)
                 stats = self.train_steps(cfg.train_steps_per_iter)
                 self.iteration += 1
                 row = {"iteration": self.iteration, "env_steps": self.env_steps,
                        "grad_steps": self.grad_steps, "wall_s": round(time.monotonic() - t0, 1),
                        "train_success_ep1": float(np.mean([s[0] for s in succ])),
-                       "train_success_last": float(np.mean([s[-1] for s in succ])), **stats}
+                       "train_success_last": float(np.mean([s[-1] for s in succ])),
+                       "train_ports_seated_ep1": float(np.mean(seated)), **stats}
                 self.log.write(row)
                 bar.update(1)
                 bar.set_postfix(steps=self.env_steps, loss=f"{stats.get('model_loss', 0):.0f}",

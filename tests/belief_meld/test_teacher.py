@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from types import SimpleNamespace
 
 import numpy as np
@@ -195,3 +196,24 @@ def test_training_with_the_teacher_labels_its_trials_and_clones_them(tmp_path):
     resumed.restore(tmp_path / "checkpoint.pt")
     for tid, d in resumed.buffers.stored().items():
         assert np.array_equal(d["labels"], trainer.buffers.stored()[tid]["labels"], equal_nan=True)
+
+
+def test_the_training_log_counts_the_ports_seated_in_each_collected_trials_first_episode(tmp_path, monkeypatch):
+    """train.csv's train_ports_seated_ep1: how many ports the plug seated in during episode 1 of the
+    iteration's trials (1 for an agent that commits to a port, more for one that searches)."""
+    from tests.belief_meld.fake_env import FakeImageEnv
+    from tests.belief_meld.test_train import _cfg
+
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=2, eval_every=0), tmp_path, env, env.tasks)
+    collect = trainer.collect
+
+    def seated_in_three(task, mode, controller=None):
+        result = collect(task, mode, controller)
+        result.episode_ports_seated = [[2, 0, 1], [1]] if mode == "sample" else result.episode_ports_seated
+        return result
+
+    monkeypatch.setattr(trainer, "collect", seated_in_three)
+    trainer.run()
+    with (tmp_path / "train.csv").open() as fh:
+        assert [float(r["train_ports_seated_ep1"]) for r in csv.DictReader(fh)] == [3.0, 3.0]
