@@ -133,6 +133,10 @@ def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None)
     # rclpy's own SIGINT handler would invalidate the context before shutdown_hook could publish a
     # final zero command; Python's KeyboardInterrupt lets the hook run first.
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    # A process started with SIGINT ignored (by nohup, or as a script's background job) inherits that,
+    # and Python then installs no KeyboardInterrupt: the node would sit out Ctrl-C and ros2 launch's
+    # SIGINT until killed. Take SIGINT back explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # SIGTERM from a launcher should stop as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     node = None

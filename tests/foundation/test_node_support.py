@@ -83,6 +83,32 @@ def test_run_node_waits_for_the_shutdown_messages_to_be_acknowledged(monkeypatch
     assert order == ["hook", ("acks", node_support.SHUTDOWN_ACK_TIMEOUT_S), "destroy"]
 
 
+NODE_STARTED_WITH_SIGINT_IGNORED = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a process started by nohup or a script's background job has it
+import rclpy
+from meldbot.node_support import run_node
+def make():
+    node = rclpy.create_node("sigint_test", start_parameter_services=False)
+    print("up", flush=True)
+    return node
+sys.exit(run_node(make))
+"""
+
+
+def test_a_node_started_with_sigint_ignored_still_stops_cleanly_on_sigint(ros_graph):
+    """Ctrl-C / ros2 launch's SIGINT stops a node even when its parent ignored SIGINT (inherited)."""
+    import sys
+    import time
+
+    proc = ros_graph.start([sys.executable, "-c", NODE_STARTED_WITH_SIGINT_IGNORED], "sigint_test")
+    deadline = time.monotonic() + 60
+    while "up" not in proc.output():
+        assert proc.returncode is None and time.monotonic() < deadline, proc.output()[-2000:]
+        time.sleep(0.1)
+    assert proc.stop() == 0, proc.output()[-2000:]
+
+
 def test_wait_for_acks_waits_on_every_publisher_and_names_the_unacknowledged(capsys):
     from meldbot import node_support
 
