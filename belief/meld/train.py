@@ -88,6 +88,10 @@ class TrainConfig:
     # (sim.mujoco.cable.PortSearch, nearest-port order) would do at each state the agent visited;
     # agent.teacher_bc_weight > 0 clones those labels. Cable twin only. "" = no teacher
     teacher: str = ""
+    # DAgger's beta: the share of collected trials the teacher acts in itself (its actions are then the
+    # labels), so the replay holds searches that succeed and the critic sees them pay; the rest the agent
+    # acts in and the teacher labels. Needs a teacher. 0 = the agent acts in every trial
+    teacher_act_share: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -116,6 +120,13 @@ class TrainConfig:
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
                              "(teacher: port_search)")
+        if isinstance(self.teacher_act_share, bool) or not isinstance(self.teacher_act_share, (int, float)) \
+                or not 0.0 <= self.teacher_act_share <= 1.0:
+            raise ValueError("TrainConfig.teacher_act_share is the share of trials the teacher acts in, in "
+                             f"[0, 1], got {self.teacher_act_share!r}")
+        if self.teacher_act_share and not self.teacher:
+            raise ValueError("TrainConfig.teacher_act_share: the teacher acts in that share of trials, so it "
+                             "needs a teacher (teacher: port_search)")
         for name in ("search_trials_per_task", "teacher"):
             if getattr(self, name) and self.env != "widowx_cable":
                 raise ValueError(f"TrainConfig.{name}: the scripted port search exists for the widowx_cable "
@@ -546,11 +557,13 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                succ, seated = [], []
+                succ, seated, acted = [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
-                    result = self.collect(task, "sample", teacher)
+                    acts = teacher is not None and cfg.teacher_act_share > 0 and self.rng.random() < cfg.teacher_act_share
+                    result = self.collect(task, "scripted" if acts else "sample", teacher)
                     succ.append(result.episode_success)
+                    acted.append(acts)
                     seated.append(len(result.episode_ports_seated[0]) if result.episode_ports_seated else 0)
                 stats = self.train_steps(cfg.train_steps_per_iter)
                 self.iteration += 1
@@ -558,7 +571,8 @@ class Trainer:
                        "grad_steps": self.grad_steps, "wall_s": round(time.monotonic() - t0, 1),
                        "train_success_ep1": float(np.mean([s[0] for s in succ])),
                        "train_success_last": float(np.mean([s[-1] for s in succ])),
-                       "train_ports_seated_ep1": float(np.mean(seated)), **stats}
+                       "train_ports_seated_ep1": float(np.mean(seated)),
+                       "train_teacher_acted": float(np.mean(acted)), **stats}
                 self.log.write(row)
                 bar.update(1)
                 bar.set_postfix(steps=self.env_steps, loss=f"{stats.get('model_loss', 0):.0f}",

@@ -217,3 +217,41 @@ def test_the_training_log_counts_the_ports_seated_in_each_collected_trials_first
     trainer.run()
     with (tmp_path / "train.csv").open() as fh:
         assert [float(r["train_ports_seated_ep1"]) for r in csv.DictReader(fh)] == [3.0, 3.0]
+
+
+def test_teacher_act_share_is_refused_by_name():
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"teacher_act_share is the share of trials the teacher acts in, in \[0, 1\]"):
+            TrainConfig(teacher="port_search", teacher_act_share=bad)
+    with pytest.raises(ValueError, match="teacher_act_share: .* needs a teacher"):
+        TrainConfig(teacher_act_share=0.5)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_are_their_labels(tmp_path, share):
+    """DAgger's beta on the cable twin (3-step episodes, a tiny model): with share 1 the teacher acts in
+    every trial collected after pre-training (labels = the actions taken), with share 0 in none (the agent
+    acts, the teacher labels); train.csv says which."""
+    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
+            "ac_batch": 8, "ac_cache_refresh": 1, "teacher_bc_weight": 1.0}
+    cfg = TrainConfig(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=tiny,
+                      n_train_tasks=2, n_test_tasks=1, init_trials_per_task=0, pretrain_steps=0, iterations=4,
+                      train_steps_per_iter=1, batch_trials=1, eval_every=0, checkpoint_every=10,
+                      capacity_per_task=5, teacher="port_search", teacher_act_share=share)
+    trainer = Trainer(cfg, tmp_path)
+    modes: list[str] = []
+    collect = trainer.collect
+
+    def recording(task, mode, controller=None):
+        modes.append(mode)
+        return collect(task, mode, controller)
+
+    trainer.collect = recording
+    trainer.run()
+    assert modes == ["scripted" if share else "sample"] * 4
+    for d in trainer.buffers.stored().values():
+        acted = np.isfinite(d["labels"]).all(-1)
+        assert acted.any()
+        assert np.array_equal(d["labels"][acted] == d["actions"][acted], np.full_like(d["labels"][acted], share == 1.0, bool))
+    with (tmp_path / "train.csv").open() as fh:
+        assert [float(r["train_teacher_acted"]) for r in csv.DictReader(fh)] == [share] * 4
