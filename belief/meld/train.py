@@ -445,6 +445,7 @@ class Trainer:
 
     def train_steps(self, n: int, actor_critic: bool = True) -> dict:
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         tasks = [t.task_id for t in self.train_tasks]
         for _ in range(n):
             batch = self.buffers.sample(self.cfg.batch_trials, self.rng, tasks)
@@ -459,7 +460,15 @@ class Trainer:
             self.grad_steps += 1
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
-        return {k: v / max(n, 1) for k, v in sums.items()}
+                counts[k] = counts.get(k, 0) + 1
+        # each term averaged over the steps that reported it: the teacher's cloning term is absent from
+        # steps whose minibatch held no labelled transition, which must not read as a zero loss
+        out = {k: v / counts[k] for k, v in sums.items()}
+        if actor_critic and self.cfg.agent.teacher_bc_weight:
+            # train.csv's columns are fixed by its first row: a run whose first minibatches hold no label
+            # (a warm start's replay) must still get the column
+            out.setdefault("teacher_bc_loss", float("nan"))
+        return out
 
     def _cached_actor_critic(self) -> dict:
         """`ac_updates_per_step` SAC updates on i.i.d. minibatches of the cached beliefs of the stored

@@ -255,3 +255,21 @@ def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_a
         assert np.array_equal(d["labels"][acted] == d["actions"][acted], np.full_like(d["labels"][acted], share == 1.0, bool))
     with (tmp_path / "train.csv").open() as fh:
         assert [float(r["train_teacher_acted"]) for r in csv.DictReader(fh)] == [share] * 4
+
+
+def test_the_cloning_term_is_averaged_over_the_steps_that_had_labels_and_always_gets_its_column(tmp_path):
+    """A minibatch without labelled transitions reports no cloning term: the iteration's value averages
+    the steps that had one (not a zero for the others), and an iteration with none still writes the
+    column (NaN), since train.csv's columns are fixed by its first row (a warm start's replay is unlabelled)."""
+    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
+            "ac_batch": 8, "teacher_bc_weight": 1.0}
+    trainer = Trainer(TrainConfig(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE,
+                                  agent=tiny, n_train_tasks=2, n_test_tasks=1, teacher="port_search"), tmp_path)
+    steps = iter([{"q_mean": 1.0}, {"q_mean": 3.0}, {"q_mean": 5.0}, {"q_mean": 7.0}])
+    cloning = iter([{"teacher_bc_loss": 2.0}, {}, {}, {}])
+    trainer.buffers.sample = lambda n, rng, tasks: {"task_id": [tasks[0]] * n}
+    trainer.agent.train_step = lambda batch, train_actor_critic: dict(next(steps))
+    trainer._cached_actor_critic = lambda: next(cloning)
+    assert trainer.train_steps(2) == {"q_mean": 2.0, "teacher_bc_loss": 2.0}
+    out = trainer.train_steps(2)
+    assert out["q_mean"] == 6.0 and np.isnan(out["teacher_bc_loss"])
