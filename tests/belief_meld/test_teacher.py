@@ -174,17 +174,24 @@ def test_teacher_settings_are_refused_by_name():
             TrainConfig(**bad)
 
 
+# a tiny model on the cable twin with 3-step episodes, taught by the nearest-port teacher
+TINY_CABLE_AGENT = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
+                    "ac_batch": 8, "ac_cache_refresh": 1, "teacher_bc_weight": 1.0}
+
+
+def _cable_teacher_config(**overrides) -> TrainConfig:
+    base = dict(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=TINY_CABLE_AGENT,
+                n_train_tasks=2, n_test_tasks=1, train_steps_per_iter=1, eval_every=0, capacity_per_task=5,
+                teacher="port_search")
+    return TrainConfig(**{**base, **overrides})
+
+
 def test_training_with_the_teacher_labels_its_trials_and_clones_them(tmp_path):
     """On the cable twin (3-step episodes, a tiny model): every trial collected after pre-training is
     labelled by the nearest-port teacher (the random ones are not), the i.i.d. actor-critic logs the
     cloning term, and the labels survive the checkpoint."""
-    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
-            "ac_batch": 8, "ac_cache_refresh": 1, "teacher_bc_weight": 1.0}
-    cfg = dict(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=tiny,
-               n_train_tasks=2, n_test_tasks=1, init_trials_per_task=1, pretrain_steps=1, iterations=3,
-               train_steps_per_iter=1, batch_trials=2, eval_every=0, checkpoint_every=1, capacity_per_task=5,
-               teacher="port_search")
-    trainer = Trainer(TrainConfig(**cfg), tmp_path)
+    cfg = dict(init_trials_per_task=1, pretrain_steps=1, iterations=3, batch_trials=2, checkpoint_every=1)
+    trainer = Trainer(_cable_teacher_config(**cfg), tmp_path)
     trainer.run()
     trials = [b.stored() for b in trainer.buffers.buffers.values()]
     labelled = sum(int(np.isfinite(d["labels"]).all(-1).any(-1).sum()) for d in trials)
@@ -192,7 +199,7 @@ def test_training_with_the_teacher_labels_its_trials_and_clones_them(tmp_path):
     assert labelled == trainer.iteration == 3 and unlabelled == len(trainer.train_tasks)
     header = (tmp_path / "train.csv").read_text().splitlines()[0].split(",")
     assert "teacher_bc_loss" in header
-    resumed = Trainer(TrainConfig(**cfg), tmp_path)
+    resumed = Trainer(_cable_teacher_config(**cfg), tmp_path)
     resumed.restore(tmp_path / "checkpoint.pt")
     for tid, d in resumed.buffers.stored().items():
         assert np.array_equal(d["labels"], trainer.buffers.stored()[tid]["labels"], equal_nan=True)
@@ -232,12 +239,8 @@ def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_a
     """DAgger's beta on the cable twin (3-step episodes, a tiny model): with share 1 the teacher acts in
     every trial collected after pre-training (labels = the actions taken), with share 0 in none (the agent
     acts, the teacher labels); train.csv says which."""
-    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
-            "ac_batch": 8, "ac_cache_refresh": 1, "teacher_bc_weight": 1.0}
-    cfg = TrainConfig(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE, agent=tiny,
-                      n_train_tasks=2, n_test_tasks=1, init_trials_per_task=0, pretrain_steps=0, iterations=4,
-                      train_steps_per_iter=1, batch_trials=1, eval_every=0, checkpoint_every=10,
-                      capacity_per_task=5, teacher="port_search", teacher_act_share=share)
+    cfg = _cable_teacher_config(init_trials_per_task=0, pretrain_steps=0, iterations=4, batch_trials=1,
+                                checkpoint_every=10, teacher_act_share=share)
     trainer = Trainer(cfg, tmp_path)
     modes: list[str] = []
     collect = trainer.collect
@@ -261,10 +264,7 @@ def test_the_cloning_term_is_averaged_over_the_steps_that_had_labels_and_always_
     """A minibatch without labelled transitions reports no cloning term: the iteration's value averages
     the steps that had one (not a zero for the others), and an iteration with none still writes the
     column (NaN), since train.csv's columns are fixed by its first row (a warm start's replay is unlabelled)."""
-    tiny = {"model": {"base_depth": 2, "z1_dim": 3, "z2_dim": 5, "hidden": 16}, "sac": {"hidden": (16, 16)},
-            "ac_batch": 8, "teacher_bc_weight": 1.0}
-    trainer = Trainer(TrainConfig(env="widowx_cable", env_kwargs={"episode_steps": 3}, action_scale=SCALE,
-                                  agent=tiny, n_train_tasks=2, n_test_tasks=1, teacher="port_search"), tmp_path)
+    trainer = Trainer(_cable_teacher_config(), tmp_path)
     steps = iter([{"q_mean": 1.0}, {"q_mean": 3.0}, {"q_mean": 5.0}, {"q_mean": 7.0}])
     cloning = iter([{"teacher_bc_loss": 2.0}, {}, {}, {}])
     trainer.buffers.sample = lambda n, rng, tasks: {"task_id": [tasks[0]] * n}
