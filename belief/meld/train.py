@@ -92,6 +92,10 @@ class TrainConfig:
     # labels), so the replay holds searches that succeed and the critic sees them pay; the rest the agent
     # acts in and the teacher labels. Needs a teacher. 0 = the agent acts in every trial
     teacher_act_share: float = 0.0
+    # the teacher's labels stop (NaN) while the plug's tip is within this distance (m) of the axis of the
+    # port the teacher is heading for, near its opening (PortSearch.clone_radius): the student clones the
+    # search's choice of port and the reward teaches the centring and push in. Needs a teacher. 0 = all
+    teacher_clone_radius: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -127,6 +131,9 @@ class TrainConfig:
         if self.teacher_act_share and not self.teacher:
             raise ValueError("TrainConfig.teacher_act_share: the teacher acts in that share of trials, so it "
                              "needs a teacher (teacher: port_search)")
+        if self.teacher_clone_radius and not self.teacher:
+            raise ValueError("TrainConfig.teacher_clone_radius limits a teacher's labels: it needs a teacher "
+                             "(teacher: port_search)")
         for name in ("search_trials_per_task", "teacher"):
             if getattr(self, name) and self.env != "widowx_cable":
                 raise ValueError(f"TrainConfig.{name}: the scripted port search exists for the widowx_cable "
@@ -417,7 +424,9 @@ class Trainer:
         """The labelling teacher of TrainConfig.teacher (None without one)."""
         from sim.mujoco.cable import PortSearch
 
-        return PortSearch(self.cfg.action_scale, order="nearest") if self.cfg.teacher == "port_search" else None
+        if self.cfg.teacher != "port_search":
+            return None
+        return PortSearch(self.cfg.action_scale, order="nearest", clone_radius=self.cfg.teacher_clone_radius)
 
     def collect(self, task, mode: str, controller=None) -> None:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,

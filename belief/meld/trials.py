@@ -26,7 +26,11 @@ POLICY_MODES = ("sample", "mean")
 class ScriptedController(Protocol):
     """A scripted actor for `run_trial(mode="scripted")`, or a teacher labelling a policy's trials: told
     where each trial and episode starts, then asked for an action (in the policy's [-1, 1] units) given
-    the env and the info of its last step ({} at an episode's first frame)."""
+    the env and the info of its last step ({} at an episode's first frame). After each `act`,
+    `clone_this_step` says whether that action is a label to clone (a teacher may leave some states to
+    the reward: their labels are NaN; a scripted actor's actions are taken either way)."""
+
+    clone_this_step: bool
 
     def start_trial(self, rng: np.random.Generator) -> None: ...
 
@@ -127,10 +131,12 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
             label = np.full(action_dim, np.nan, np.float32)
             if controller is not None:  # asked at the last frame too: it sees how the episode ended
                 label = np.asarray(controller.act(env, info), np.float32)
+            if mode == "scripted":
+                action = label
+            if controller is not None and not controller.clone_this_step:
+                label = np.full(action_dim, np.nan, np.float32)
             if mode == "random":
                 action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
-            elif mode == "scripted":
-                action = label
             if k == horizon:  # the frame after the last action: filtered, not acted on
                 actions.append(np.zeros(action_dim, np.float32))
                 labels.append(np.full(action_dim, np.nan, np.float32))

@@ -207,6 +207,13 @@ class CableTask:
         """Distance (m) from the plug's tip to port `port`'s opening."""
         return float(np.linalg.norm(sim.site_pose(self.tool_site)[0] - sim.site_pose(f"port{port}")[0]))
 
+    def tip_over_port(self, sim: ArmSim, port: int, radius: float) -> bool:
+        """Whether the plug's tip is within `radius` (m) of port `port`'s axis and at most AT_PORT_HEIGHT
+        above its opening (or in it)."""
+        pos, mat = sim.site_pose(f"port{port}")
+        local = mat.T @ (sim.site_pose(self.tool_site)[0] - pos)
+        return bool(np.hypot(local[0], local[1]) <= radius and -local[2] <= AT_PORT_HEIGHT)
+
     def expert_velocity(self, sim: ArmSim, task: Task, period: float) -> np.ndarray:
         """Privileged scripted expert: hover over the correct port, square up, then push in."""
         tip, tip_mat = sim.site_pose(self.tool_site)
@@ -238,19 +245,29 @@ class PortSearch:
     it heads for the port nearest the plug's tip among those not ruled out, recomputed at every step, so
     its action is a function of what is seen and what the trial has ruled out: a teacher that labels
     the states a learner visits (DAgger, `run_trial` with a policy and this controller; no timeout then,
-    since the learner, not the teacher, decides how long it stays).
+    since the learner, not the teacher, decides how long it stays). With `clone_radius` r > 0 (m) a
+    teacher leaves the last centimetres to the reward: `clone_this_step` is False while the plug's tip is
+    within r of the axis of the port it is heading for and at most AT_PORT_HEIGHT above its opening
+    (centring and the push in, whose small corrections a cloning loss counts as small), True elsewhere,
+    including backing out of a port it has ruled out.
     """
 
     ORDERS = ("random", "nearest")
 
-    def __init__(self, action_scale: float = 1.0, timeout: int = 30, order: str = "random"):
+    def __init__(self, action_scale: float = 1.0, timeout: int = 30, order: str = "random",
+                 clone_radius: float = 0.0):
         if not 0.0 < action_scale <= 1.0:
             raise ValueError(f"PortSearch action_scale must be in (0, 1], got {action_scale}")
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"PortSearch timeout must be >= 1 control step, got {timeout}")
         if order not in self.ORDERS:
             raise ValueError(f"PortSearch order must be one of {self.ORDERS}, got {order!r}")
+        if isinstance(clone_radius, bool) or not isinstance(clone_radius, (int, float)) \
+                or not 0.0 <= clone_radius < PORT_PITCH / 2:
+            raise ValueError(f"PortSearch clone_radius is a distance (m) from a port's axis in [0, "
+                             f"{PORT_PITCH / 2:g}) (half the port pitch), got {clone_radius!r}")
         self.action_scale, self.timeout, self.order_kind = float(action_scale), int(timeout), order
+        self.clone_radius, self.clone_this_step = float(clone_radius), True
         self.order: list[int] = list(range(N_PORTS))
         self.ruled_out: set[int] = set()
         self.since, self.found, self.target = 0, -1, self.order[0]
@@ -286,6 +303,7 @@ class PortSearch:
         self.target = target
         self.since += 1
         u = env.unwrapped
+        self.clone_this_step = not (self.clone_radius and u.family.tip_over_port(u.sim, target, self.clone_radius))
         probe = Task(u.task.family, u.task.task_id, u.task.descriptor, {**u.task.params, "port": self.target})
         velocity = u.family.expert_velocity(u.sim, probe, u.period)
         return np.clip(velocity / u.vmax / self.action_scale, -1.0, 1.0).astype(np.float32)

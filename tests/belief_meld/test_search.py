@@ -196,3 +196,20 @@ def test_search_trials_join_the_replay_are_cloned_and_survive_a_resume(tmp_path)
         assert np.array_equal(trials["actions"], stored[tid]["actions"])
     assert resumed.env_steps == trainer.env_steps + per_trial  # no new search trials on resume
 
+
+
+def test_a_teacher_with_a_clone_radius_labels_the_way_to_a_port_and_leaves_the_push_in_to_the_reward(cable_env):
+    """Same actions as without the radius; the labels stop while the tip is within the radius over the
+    port the search heads for (seated or centring), and resume when it backs out of a ruled-out port."""
+    task = cable_env.unwrapped.task_set.train[1]  # port 1; the search seats in 2, 0 and 3 first
+    full = run_trial(cable_env, task, None, 2, "scripted", seed=1, controller=PortSearch(SCALE, order="nearest"))
+    near = run_trial(cable_env, task, None, 2, "scripted", seed=1,
+                     controller=PortSearch(SCALE, order="nearest", clone_radius=0.004))
+    assert np.array_equal(full.trial.actions, near.trial.actions) and near.episode_success == [True, True]
+    labelled = np.isfinite(near.trial.labels).all(-1).reshape(2, -1)
+    assert np.array_equal(near.trial.labels[labelled.ravel()], full.trial.labels[labelled.ravel()])
+    horizon = labelled.shape[1] - 1
+    for ep in labelled:
+        assert ep[0] and not ep[horizon - 1]  # from the start pose towards a port; seated at the end
+    assert near.episode_ports_seated[0] == [2, 0, 3, 1]
+    assert (np.diff(labelled[0].astype(int)) == 1).sum() == 3  # labelled again after backing out of each

@@ -58,6 +58,12 @@ def test_nearest_teacher_rules_out_any_seated_port_heads_for_the_nearest_left_an
     assert asked[-1] == 1
 
 
+def test_port_search_refuses_a_clone_radius_that_is_no_distance_within_half_the_pitch():
+    for bad in (-0.001, 0.009, True, "0.004"):
+        with pytest.raises(ValueError, match=r"PortSearch clone_radius is a distance \(m\) from a port's axis"):
+            PortSearch(SCALE, order="nearest", clone_radius=bad)
+
+
 def test_port_search_refuses_an_unknown_order():
     with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest'\), got 'closest'"):
         PortSearch(SCALE, order="closest")
@@ -68,6 +74,7 @@ class ConstantTeacher:
 
     def __init__(self, action):
         self.action, self.asked, self.trials = np.asarray(action, np.float32), 0, 0
+        self.clone_this_step = True
 
     def start_trial(self, rng):
         self.trials += 1
@@ -100,6 +107,30 @@ def test_a_teacher_labels_the_policys_trial_without_acting(fake_env):
     assert np.isnan(plain.trial.labels).all()
     scripted = run_trial(fake_env, task, None, EPISODES, "scripted", seed=0, controller=teacher)
     assert np.array_equal(scripted.trial.labels[acted], scripted.trial.actions[acted])
+
+
+class AlternatingTeacher(ConstantTeacher):
+    """A teacher that leaves every other step it is asked about to the reward."""
+
+    def act(self, env, info):
+        self.clone_this_step = self.asked % 2 == 1
+        return super().act(env, info)
+
+
+def test_steps_a_teacher_leaves_to_the_reward_are_unlabelled_and_a_scripted_actor_still_acts_there(fake_env):
+    agent = MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    task = fake_env.tasks.train[0]
+    last = np.arange(1, EPISODES + 1) * (HORIZON + 1) - 1
+    for trial_policy, mode in ((policy, "sample"), (None, "scripted")):
+        teacher = AlternatingTeacher([0.5, -0.25])
+        res = run_trial(fake_env, task, trial_policy, EPISODES, mode, seed=0, controller=teacher)
+        asked = np.arange(len(res.trial.labels))  # asked once per frame, in order
+        cloned = np.setdiff1d(asked[asked % 2 == 1], last)
+        assert np.array_equal(np.flatnonzero(np.isfinite(res.trial.labels).all(-1)), cloned)
+        if mode == "scripted":  # the teacher acted on every acted frame, labelled or not
+            acted = np.setdiff1d(asked, last)
+            assert np.array_equal(res.trial.actions[acted], np.tile(teacher.action, (len(acted), 1)))
 
 
 def test_replay_keeps_labels_through_a_checkpoint_and_loads_older_ones_unlabelled(fake_env):
@@ -169,7 +200,8 @@ def test_teacher_settings_are_refused_by_name():
             tiny_agent_config(**bad)
     for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search'\)"),
                        ({"agent": {"teacher_bc_weight": 1.0}}, "clones a teacher's labels: it needs a teacher"),
-                       ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only")):
+                       ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only"),
+                       ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
 
@@ -273,3 +305,8 @@ def test_the_cloning_term_is_averaged_over_the_steps_that_had_labels_and_always_
     assert trainer.train_steps(2) == {"q_mean": 2.0, "teacher_bc_loss": 2.0}
     out = trainer.train_steps(2)
     assert out["q_mean"] == 6.0 and np.isnan(out["teacher_bc_loss"])
+
+
+def test_the_trainers_teacher_gets_the_clone_radius(tmp_path):
+    assert Trainer(_cable_teacher_config(teacher_clone_radius=0.004), tmp_path)._teacher().clone_radius == 0.004
+    assert Trainer(_cable_teacher_config(), tmp_path)._teacher().clone_radius == 0.0
