@@ -35,6 +35,9 @@ RAIL_RANGE, ROT_RANGE = 0.01, np.radians(8.0)  # task sampling: +-1 cm, +-8 deg
 # shaped reward (meta-training only), see insertion_reward
 REWARD_DIST_WEIGHT, REWARD_ROT_WEIGHT = 10.0, 1.0  # per metre (lateral + axial), per radian
 REWARD_CENTRE_BONUS, REWARD_CENTRE_SCALE = 0.5, 0.002  # up to +0.5, felt within a few mm of the port axis
+# shaped_port="nearest": insertion is paid at whichever port the plug is over, the correct one's latch on top
+REWARD_LATCH_BONUS = 2.0
+SHAPED_PORTS = ("correct", "nearest")
 
 ROUTER_BASE = (0.30, 0.0, 0.0)  # rig carriage on the table, in front of the arm
 ROUTER_SIZE = (0.07, 0.11, 0.05)  # x, y, height
@@ -143,7 +146,13 @@ class CableTask:
     control_hz = 3.3
     state_dim = 17
 
-    def __init__(self):
+    def __init__(self, shaped_port: str = "correct"):
+        """shaped_port: where the shaped (meta-training) reward measures the insertion: "correct" (the task's
+        port, as in MELD) or "nearest" (the port nearest the plug's axis, plus REWARD_LATCH_BONUS while the
+        correct port is latched), so pushing into any port pays and only the latch tells the ports apart."""
+        if shaped_port not in SHAPED_PORTS:
+            raise ValueError(f"widowx_cable shaped_port must be one of {SHAPED_PORTS}, got {shaped_port!r}")
+        self.shaped_port = shaped_port
         self.latched_port = -1
         self._ready = None
 
@@ -197,7 +206,10 @@ class CableTask:
         d_trans = float(np.linalg.norm(tip - goal))
         d_rot = rotation_angle(tip_mat, goal_mat)
         success = self.latched_port == task.params["port"]
-        dense = insertion_reward(local_tips[task.params["port"]], d_rot)
+        if self.shaped_port == "correct":
+            dense = insertion_reward(local_tips[task.params["port"]], d_rot)
+        else:  # the ports share the router's frame: the same angle
+            dense = insertion_reward(near, d_rot) + (REWARD_LATCH_BONUS if success else 0.0)
         return {"dense_reward": dense, "sparse_reward": 1.0 if success else 0.0,
                 "success": bool(success), "latched_port": int(self.latched_port),
                 "goal_distance": d_trans, "goal_angle": d_rot,

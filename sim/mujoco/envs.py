@@ -27,14 +27,18 @@ class MujocoTaskEnv(gym.Env):
     def __init__(self, control_hz: float | None = None, episode_steps: int = 40, image_obs: bool = False,
                  image_size: int = 64, reward_mode: str = "dense", domain_randomization: bool = False,
                  task_seed: int = 0, n_train: int = 20, n_test: int = 10, servo_hz: float = 250.0,
-                 render_mode: str | None = None, render_size: tuple[int, int] = (240, 320)):
+                 render_mode: str | None = None, render_size: tuple[int, int] = (240, 320),
+                 family_options: dict | None = None):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if episode_steps < 1:
             raise ValueError(f"episode_steps must be >= 1, got {episode_steps}")
-        self.family = self.family_cls()
+        try:
+            self.family = self.family_cls(**(family_options or {}))  # e.g. widowx_cable's shaped_port
+        except TypeError as exc:
+            raise ValueError(f"{self.family_cls.name}: family_options {family_options!r} not accepted ({exc})") from None
         self.control_hz = float(control_hz or self.family.control_hz)
         if not 0.1 <= self.control_hz <= 100:
             raise ValueError(f"control_hz must be within 0.1..100 Hz, got {self.control_hz}")

@@ -213,3 +213,29 @@ def test_a_teacher_with_a_clone_radius_labels_the_way_to_a_port_and_leaves_the_p
         assert ep[0] and not ep[horizon - 1]  # from the start pose towards a port; seated at the end
     assert near.episode_ports_seated[0] == [2, 0, 3, 1]
     assert (np.diff(labelled[0].astype(int)) == 1).sum() == 3  # labelled again after backing out of each
+
+
+def test_the_shaped_reward_at_the_nearest_port_pays_a_wrong_port_seated_and_the_latch_on_top():
+    """shaped_port="nearest": seated in a wrong port the shaped reward is near its best (it was poor,
+    measured at the correct port); latched in the correct one the bonus comes on top; success and the
+    sparse reward are unchanged."""
+    task_of = lambda env: env.unwrapped.task_set.train[1]  # noqa: E731  port 1; the search seats in 2, 0 and 3 first
+    runs = {}
+    for shaped in ("correct", "nearest"):
+        env = ScaledActions(make_env("widowx_cable", episode_steps=40, family_options={"shaped_port": shaped}), SCALE)
+        runs[shaped] = run_trial(env, task_of(env), None, 1, "scripted", seed=1,
+                                 controller=PortSearch(SCALE, order="nearest"))
+        env.close()
+    correct, nearest = runs["correct"].trial, runs["nearest"].trial
+    assert np.array_equal(correct.actions, nearest.actions) and np.array_equal(correct.reward_sparse, nearest.reward_sparse)
+    latched = nearest.reward_sparse > 0
+    assert latched.any() and (nearest.reward_dense[latched] > 2.0).all()
+    in_wrong_port = (nearest.reward_dense > 0.2) & (correct.reward_dense < -0.1)  # paid only at the nearest
+    assert in_wrong_port.sum() >= 3 * 3  # in each of the three wrong ports for a few steps
+
+
+def test_an_unknown_shaped_port_or_family_option_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"widowx_cable shaped_port must be one of \('correct', 'nearest'\), got 'any'"):
+        make_env("widowx_cable", family_options={"shaped_port": "any"})
+    with pytest.raises(ValueError, match=r"widowx_cable: family_options \{'colour': 'red'\} not accepted"):
+        make_env("widowx_cable", family_options={"colour": "red"})
