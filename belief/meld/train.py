@@ -134,6 +134,10 @@ class TrainConfig:
         if self.teacher_clone_radius and not self.teacher:
             raise ValueError("TrainConfig.teacher_clone_radius limits a teacher's labels: it needs a teacher "
                              "(teacher: port_search)")
+        if self.teacher_clone_radius:  # refused here, not after the random trials and pre-training
+            from sim.mujoco.cable import check_clone_radius
+
+            check_clone_radius(self.teacher_clone_radius, "TrainConfig.teacher_clone_radius")
         for name in ("search_trials_per_task", "teacher"):
             if getattr(self, name) and self.env != "widowx_cable":
                 raise ValueError(f"TrainConfig.{name}: the scripted port search exists for the widowx_cable "

@@ -244,6 +244,13 @@ class CableTask:
         return (q_target - sim.q) / period
 
 
+def check_clone_radius(value, name: str) -> None:
+    """Refuse, naming `name`, a teacher's clone radius that is not a distance (m) in [0, PORT_PITCH / 2)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < PORT_PITCH / 2:
+        raise ValueError(f"{name} is a distance (m) from a port's axis in [0, {PORT_PITCH / 2:g}) "
+                         f"(half the port pitch), got {value!r}")
+
+
 class PortSearch:
     """Scripted port-blind search, a `belief.meld.trials.ScriptedController` for the cable twin.
 
@@ -274,10 +281,7 @@ class PortSearch:
             raise ValueError(f"PortSearch timeout must be >= 1 control step, got {timeout}")
         if order not in self.ORDERS:
             raise ValueError(f"PortSearch order must be one of {self.ORDERS}, got {order!r}")
-        if isinstance(clone_radius, bool) or not isinstance(clone_radius, (int, float)) \
-                or not 0.0 <= clone_radius < PORT_PITCH / 2:
-            raise ValueError(f"PortSearch clone_radius is a distance (m) from a port's axis in [0, "
-                             f"{PORT_PITCH / 2:g}) (half the port pitch), got {clone_radius!r}")
+        check_clone_radius(clone_radius, "PortSearch clone_radius")
         self.action_scale, self.timeout, self.order_kind = float(action_scale), int(timeout), order
         self.clone_radius, self.clone_this_step = float(clone_radius), True
         self.order: list[int] = list(range(N_PORTS))

@@ -197,7 +197,6 @@ def test_search_trials_join_the_replay_are_cloned_and_survive_a_resume(tmp_path)
     assert resumed.env_steps == trainer.env_steps + per_trial  # no new search trials on resume
 
 
-
 def test_a_teacher_with_a_clone_radius_labels_the_way_to_a_port_and_leaves_the_push_in_to_the_reward(cable_env):
     """Same actions as without the radius; the labels stop while the tip is within the radius over the
     port the search heads for (seated or centring), and resume when it backs out of a ruled-out port."""
@@ -219,11 +218,11 @@ def test_the_shaped_reward_at_the_nearest_port_pays_a_wrong_port_seated_and_the_
     """shaped_port="nearest": seated in a wrong port the shaped reward is near its best (it was poor,
     measured at the correct port); latched in the correct one the bonus comes on top; success and the
     sparse reward are unchanged."""
-    task_of = lambda env: env.unwrapped.task_set.train[1]  # noqa: E731  port 1; the search seats in 2, 0 and 3 first
     runs = {}
     for shaped in ("correct", "nearest"):
         env = ScaledActions(make_env("widowx_cable", episode_steps=40, family_options={"shaped_port": shaped}), SCALE)
-        runs[shaped] = run_trial(env, task_of(env), None, 1, "scripted", seed=1,
+        task = env.unwrapped.task_set.train[1]  # port 1; the search seats in 2, 0 and 3 first
+        runs[shaped] = run_trial(env, task, None, 1, "scripted", seed=1,
                                  controller=PortSearch(SCALE, order="nearest"))
         env.close()
     correct, nearest = runs["correct"].trial, runs["nearest"].trial

@@ -201,7 +201,9 @@ def test_teacher_settings_are_refused_by_name():
     for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search'\)"),
                        ({"agent": {"teacher_bc_weight": 1.0}}, "clones a teacher's labels: it needs a teacher"),
                        ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only"),
-                       ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs")):
+                       ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs"),
+                       ({"env": "widowx_cable", "teacher": "port_search", "teacher_clone_radius": 0.02},
+                        r"TrainConfig.teacher_clone_radius is a distance \(m\) from a port's axis in \[0, 0.009\)")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
 
