@@ -50,6 +50,10 @@ class SACConfig:
     target_entropy: float | None = None  # None: -action_dim
     reward_scale: float = 1.0
     grad_clip: float | None = None  # max global gradient norm per optimiser step (None: no clipping)
+    # [low, high] the soft Bellman target is clipped to (None: not clipped): the bounds of the discounted
+    # return (plus the entropy bonus) where rewards are bounded, so an overestimating critic cannot feed
+    # its own error back through the target (on the cable twin q_mean climbed to 4x the bound, docs/meld.md)
+    target_clip: tuple[float, float] | None = None
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -59,6 +63,14 @@ class SACConfig:
             raise ValueError(f"SACConfig.tau must be in (0, 1], got {self.tau}")
         if self.alpha is not None and self.alpha < 0:
             raise ValueError(f"SACConfig.alpha must be >= 0 or null (automatic), got {self.alpha}")
+        if self.target_clip is not None:
+            bounds = self.target_clip
+            if not isinstance(bounds, list | tuple) or len(bounds) != 2 \
+                    or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) \
+                    or not bounds[0] < bounds[1]:
+                raise ValueError(f"SACConfig.target_clip must be null or [low, high] numbers with low < high, got "
+                                 f"{bounds!r}")
+            self.target_clip = (float(bounds[0]), float(bounds[1]))
 
 
 def _log1m_tanh_sq(pre: Tensor) -> Tensor:
@@ -154,6 +166,8 @@ class SAC(nn.Module):
             tq1, tq2 = self.critic_target(next_obs.detach(), next_action)
             target_v = torch.min(tq1, tq2) - self.alpha * next_logp
             target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * target_v
+            if cfg.target_clip is not None:
+                target = target.clamp(*cfg.target_clip)
         q1, q2 = self.critic(obs, actions)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}

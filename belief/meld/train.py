@@ -92,6 +92,13 @@ class TrainConfig:
     # labels), so the replay holds searches that succeed and the critic sees them pay; the rest the agent
     # acts in and the teacher labels. Needs a teacher. 0 = the agent acts in every trial
     teacher_act_share: float = 0.0
+    # the share of collected trials the teacher acts in for episode 1 only and the agent for the rest
+    # (labelled by the teacher): the agent's episode 2 then starts from the belief of a search that
+    # latched, the state the carried belief is for, which its own trials reach only as often as its
+    # episode 1 succeeds (after it, episode 2 went back to the latched port yet pushed in 0.09 of the
+    # time against 0.57 with the belief reset, docs/meld.md). Needs a teacher and episodes >= 2; drawn
+    # beside teacher_act_share (their sum <= 1). 0 = off
+    teacher_leads_share: float = 0.0
     # the teacher's labels stop (NaN) while the plug's tip is within this distance (m) of the axis of the
     # port the teacher is heading for, near its opening (PortSearch.clone_radius): the student clones the
     # search's choice of port and the reward teaches the centring and push in. Needs a teacher. 0 = all
@@ -124,13 +131,19 @@ class TrainConfig:
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
                              "(teacher: port_search)")
-        if isinstance(self.teacher_act_share, bool) or not isinstance(self.teacher_act_share, (int, float)) \
-                or not 0.0 <= self.teacher_act_share <= 1.0:
-            raise ValueError("TrainConfig.teacher_act_share is the share of trials the teacher acts in, in "
-                             f"[0, 1], got {self.teacher_act_share!r}")
-        if self.teacher_act_share and not self.teacher:
-            raise ValueError("TrainConfig.teacher_act_share: the teacher acts in that share of trials, so it "
-                             "needs a teacher (teacher: port_search)")
+        for name in ("teacher_act_share", "teacher_leads_share"):
+            share = getattr(self, name)
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+                raise ValueError(f"TrainConfig.{name} is a share of the collected trials, in [0, 1], got {share!r}")
+            if share and not self.teacher:
+                raise ValueError(f"TrainConfig.{name}: the teacher acts in that share of trials, so it needs a "
+                                 "teacher (teacher: port_search)")
+        if self.teacher_act_share + self.teacher_leads_share > 1.0:
+            raise ValueError("TrainConfig.teacher_act_share + teacher_leads_share must be <= 1 (shares of the same "
+                             f"trials), got {self.teacher_act_share} + {self.teacher_leads_share}")
+        if self.teacher_leads_share and self.episodes < 2:
+            raise ValueError("TrainConfig.teacher_leads_share: the teacher leads episode 1 and the agent acts in the "
+                             f"rest, so it needs episodes >= 2, got {self.episodes}")
         if self.teacher_clone_radius and not self.teacher:
             raise ValueError("TrainConfig.teacher_clone_radius limits a teacher's labels: it needs a teacher "
                              "(teacher: port_search)")
@@ -432,9 +445,10 @@ class Trainer:
             return None
         return PortSearch(self.cfg.action_scale, order="nearest", clone_radius=self.cfg.teacher_clone_radius)
 
-    def collect(self, task, mode: str, controller=None) -> None:
+    def collect(self, task, mode: str, controller=None, controller_episodes: int = 0) -> None:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
-                           self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller)
+                           self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller,
+                           controller_episodes=controller_episodes)
         self.buffers.add(task.task_id, result.trial)
         self.env_steps += self.cfg.episodes * self.horizon
         return result
@@ -579,13 +593,16 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                succ, seated, acted = [], [], []
+                succ, seated, acted, led = [], [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
-                    acts = teacher is not None and cfg.teacher_act_share > 0 and self.rng.random() < cfg.teacher_act_share
-                    result = self.collect(task, "scripted" if acts else "sample", teacher)
+                    draw = self.rng.random() if cfg.teacher_act_share or cfg.teacher_leads_share else 1.0
+                    acts = draw < cfg.teacher_act_share
+                    leads = not acts and draw < cfg.teacher_act_share + cfg.teacher_leads_share
+                    result = self.collect(task, "scripted" if acts else "sample", teacher, controller_episodes=int(leads))
                     succ.append(result.episode_success)
                     acted.append(acts)
+                    led.append(leads)
                     seated.append(len(result.episode_ports_seated[0]) if result.episode_ports_seated else 0)
                 stats = self.train_steps(cfg.train_steps_per_iter)
                 self.iteration += 1
@@ -594,7 +611,8 @@ class Trainer:
                        "train_success_ep1": float(np.mean([s[0] for s in succ])),
                        "train_success_last": float(np.mean([s[-1] for s in succ])),
                        "train_ports_seated_ep1": float(np.mean(seated)),
-                       "train_teacher_acted": float(np.mean(acted)), **stats}
+                       "train_teacher_acted": float(np.mean(acted)), "train_teacher_led": float(np.mean(led)),
+                       **stats}
                 self.log.write(row)
                 bar.update(1)
                 bar.set_postfix(steps=self.env_steps, loss=f"{stats.get('model_loss', 0):.0f}",

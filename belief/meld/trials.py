@@ -66,7 +66,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
               reward_input: str = "dense", rng: np.random.Generator | None = None,
               seed: int | None = None, decode_reward: bool = False,
               carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
-              controller: ScriptedController | None = None) -> TrialResult:
+              controller: ScriptedController | None = None, controller_episodes: int = 0) -> TrialResult:
     """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
 
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
@@ -74,7 +74,9 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     (`controller` acts, e.g. `PortSearch`; a policy, if given, only filters the belief).
     A `controller` in a policy mode is a teacher (DAgger): the policy acts, the controller is asked at
     every step what it would do there, and its answers become the trial's `labels` (in "scripted" mode
-    the labels are the actions taken).
+    the labels are the actions taken). With `controller_episodes` = n the controller acts in the first n
+    episodes of a policy-mode trial (the policy filters the belief meanwhile) and the policy in the rest:
+    the policy's later episodes start from the belief of the controller's (e.g. a latched port).
     carry_belief=False resets the belief at every episode (an evaluation control: with the same seeds,
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
@@ -88,6 +90,14 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     if mode == "random" and controller is not None:
         raise ValueError("trial mode 'random': a controller acts in mode 'scripted' or labels a policy's "
                          "trials in 'sample'/'mean', never with random actions")
+    if isinstance(controller_episodes, bool) or not isinstance(controller_episodes, int) \
+            or not 0 <= controller_episodes <= episodes:
+        raise ValueError(f"controller_episodes must be a whole number in [0, episodes = {episodes}], got "
+                         f"{controller_episodes!r}")
+    if controller_episodes and (controller is None or mode not in POLICY_MODES):
+        raise ValueError("controller_episodes: the controller acts in the first episodes and a policy in the rest, "
+                         f"so it needs a controller and a policy mode {POLICY_MODES}, got mode {mode!r} and "
+                         f"controller {controller!r}")
     rng = rng or np.random.default_rng(seed)
     horizon = int(env.unwrapped.episode_steps)
     action_dim = int(np.prod(env.action_space.shape))
@@ -131,7 +141,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
             label = np.full(action_dim, np.nan, np.float32)
             if controller is not None:  # asked at the last frame too: it sees how the episode ended
                 label = np.asarray(controller.act(env, info), np.float32)
-            if mode == "scripted":
+            if mode == "scripted" or e < controller_episodes:
                 action = label
             if controller is not None and not controller.clone_this_step:
                 label = np.full(action_dim, np.nan, np.float32)

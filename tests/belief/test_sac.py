@@ -2,7 +2,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+import belief.sac as sac_module
 from belief.sac import SAC, SACConfig, TanhGaussianActor
 
 
@@ -138,3 +140,27 @@ def test_gated_experts_actor_acts_as_the_expert_its_probabilities_name():
         sac.update(obs, act, rew, obs, torch.ones(64, 1))
     probe = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     assert sac.actor.act_mean(probe).squeeze(-1).tolist() == pytest.approx([-0.5, 0.5], abs=0.15)
+
+
+def test_target_clip_bounds_the_bellman_target_an_overestimating_critic_feeds_back(monkeypatch):
+    """A target critic that overestimates 1000x: with target_clip the critic regresses onto the clipped
+    bound, without it onto the overestimate. Bad bounds are refused by name."""
+    torch.manual_seed(0)
+    batch = (torch.randn(32, 3), torch.zeros(32, 1), torch.ones(32, 1), torch.randn(32, 3), torch.zeros(32, 1))
+    targets = {}
+    for clip in (None, (-5.0, 10.0)):
+        sac = SAC(3, 1, SACConfig(hidden=(16,), gamma=0.99, alpha=0.0, target_clip=clip))
+        with torch.no_grad():
+            sac.critic_target.q1[-1].bias.fill_(1000.0)
+            sac.critic_target.q2[-1].bias.fill_(1000.0)
+        seen = []
+        monkeypatch.setattr(sac_module.F, "mse_loss", lambda q, t, mse=F.mse_loss, seen=seen: seen.append(t) or mse(q, t))
+        sac.critic_loss(*batch)
+        monkeypatch.undo()
+        targets[clip] = seen[0]
+    assert torch.all(targets[None] > 900)
+    assert torch.all(targets[(-5.0, 10.0)] == 10.0)
+    for bad in ([1.0], [2.0, 1.0], "0,1", 5.0, [0, True]):
+        with pytest.raises(ValueError, match=r"SACConfig.target_clip must be null or \[low, high\]"):
+            SACConfig(target_clip=bad)
+    assert SACConfig(target_clip=[-1, 2]).target_clip == (-1.0, 2.0)

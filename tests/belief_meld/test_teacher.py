@@ -109,6 +109,28 @@ def test_a_teacher_labels_the_policys_trial_without_acting(fake_env):
     assert np.array_equal(scripted.trial.labels[acted], scripted.trial.actions[acted])
 
 
+
+def test_a_teacher_leading_the_first_episode_acts_there_and_the_policy_acts_after_it(fake_env):
+    """controller_episodes=1: episode 1's actions are the controller's, later episodes' the policy's
+    (labelled); the belief filtered meanwhile is the one carried into episode 2. Bad counts are refused."""
+    agent = MeldAgent(tiny_agent_config(), EPISODES, HORIZON)
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    task = fake_env.tasks.train[0]
+    teacher = ConstantTeacher([0.5, -0.25])
+    res = run_trial(fake_env, task, policy, EPISODES, "sample", seed=0, controller=teacher, controller_episodes=1)
+    ep1, later = np.arange(HORIZON), np.arange(HORIZON + 1, EPISODES * (HORIZON + 1) - 1)
+    later = later[(later + 1) % (HORIZON + 1) != 0]
+    assert np.array_equal(res.trial.actions[ep1], np.tile(teacher.action, (HORIZON, 1)))
+    assert np.array_equal(res.trial.labels[later], np.tile(teacher.action, (len(later), 1)))
+    assert not np.allclose(res.trial.actions[later], teacher.action)
+    assert len(res.beliefs) == EPISODES * (HORIZON + 1)  # the policy filtered every frame
+    for bad in (-1, EPISODES + 1, True, 0.5):
+        with pytest.raises(ValueError, match=r"controller_episodes must be a whole number in \[0, episodes"):
+            run_trial(fake_env, task, policy, EPISODES, "sample", controller=teacher, controller_episodes=bad)
+    for mode, ctrl in (("sample", None), ("scripted", teacher)):
+        with pytest.raises(ValueError, match="controller_episodes: .* needs a controller and a policy mode"):
+            run_trial(fake_env, task, policy, EPISODES, mode, controller=ctrl, controller_episodes=1)
+
 class AlternatingTeacher(ConstantTeacher):
     """A teacher that leaves every other step it is asked about to the reward."""
 
@@ -249,8 +271,8 @@ def test_the_training_log_counts_the_ports_seated_in_each_collected_trials_first
     trainer = Trainer(_cfg(iterations=2, eval_every=0), tmp_path, env, env.tasks)
     collect = trainer.collect
 
-    def seated_in_three(task, mode, controller=None):
-        result = collect(task, mode, controller)
+    def seated_in_three(task, mode, controller=None, **kw):
+        result = collect(task, mode, controller, **kw)
         result.episode_ports_seated = [[2, 0, 1], [1]] if mode == "sample" else result.episode_ports_seated
         return result
 
@@ -260,12 +282,20 @@ def test_the_training_log_counts_the_ports_seated_in_each_collected_trials_first
         assert [float(r["train_ports_seated_ep1"]) for r in csv.DictReader(fh)] == [3.0, 3.0]
 
 
-def test_teacher_act_share_is_refused_by_name():
+@pytest.mark.parametrize("name", ["teacher_act_share", "teacher_leads_share"])
+def test_the_teachers_shares_are_refused_by_name(name):
     for bad in (-0.1, 1.5, True, "0.5"):
-        with pytest.raises(ValueError, match=r"teacher_act_share is the share of trials the teacher acts in, in \[0, 1\]"):
-            TrainConfig(teacher="port_search", teacher_act_share=bad)
-    with pytest.raises(ValueError, match="teacher_act_share: .* needs a teacher"):
-        TrainConfig(teacher_act_share=0.5)
+        with pytest.raises(ValueError, match=rf"{name} is a share of the collected trials, in \[0, 1\]"):
+            TrainConfig(teacher="port_search", **{name: bad})
+    with pytest.raises(ValueError, match=f"{name}: .* needs a teacher"):
+        TrainConfig(**{name: 0.5})
+
+
+def test_the_teachers_shares_together_stay_within_the_trials_and_leading_needs_a_second_episode():
+    with pytest.raises(ValueError, match=r"teacher_act_share \+ teacher_leads_share must be <= 1"):
+        TrainConfig(teacher="port_search", teacher_act_share=0.6, teacher_leads_share=0.5)
+    with pytest.raises(ValueError, match="teacher_leads_share: .* needs episodes >= 2, got 1"):
+        TrainConfig(teacher="port_search", teacher_leads_share=0.5, episodes=1)
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
@@ -279,9 +309,10 @@ def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_a
     modes: list[str] = []
     collect = trainer.collect
 
-    def recording(task, mode, controller=None):
+    def recording(task, mode, controller=None, controller_episodes=0):
+        assert controller_episodes == 0
         modes.append(mode)
-        return collect(task, mode, controller)
+        return collect(task, mode, controller, controller_episodes)
 
     trainer.collect = recording
     trainer.run()
@@ -312,3 +343,24 @@ def test_the_cloning_term_is_averaged_over_the_steps_that_had_labels_and_always_
 def test_the_trainers_teacher_gets_the_clone_radius(tmp_path):
     assert Trainer(_cable_teacher_config(teacher_clone_radius=0.004), tmp_path)._teacher().clone_radius == 0.004
     assert Trainer(_cable_teacher_config(), tmp_path)._teacher().clone_radius == 0.0
+
+
+def test_with_teacher_leads_share_1_the_teacher_acts_in_episode_1_and_the_agent_in_episode_2(tmp_path):
+    """teacher_leads_share = 1 (cable twin, 3-step episodes, a tiny model): in every trial collected
+    after pre-training the teacher's actions are episode 1's (labels = actions) and the agent acts in
+    episode 2 under the belief carried from it (labelled by the teacher, not copied); train.csv says so."""
+    cfg = _cable_teacher_config(init_trials_per_task=0, pretrain_steps=0, iterations=3, batch_trials=1,
+                                checkpoint_every=10, teacher_leads_share=1.0)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.run()
+    L = 3 + 1
+    assert trainer.buffers.stored()
+    for d in trainer.buffers.stored().values():
+        for labels, actions in zip(d["labels"], d["actions"], strict=True):
+            ep1, ep2 = slice(0, L - 1), slice(L, 2 * L - 1)
+            assert np.isfinite(labels[ep1]).all() and np.array_equal(labels[ep1], actions[ep1])
+            assert np.isfinite(labels[ep2]).all() and not np.array_equal(labels[ep2], actions[ep2])
+    with (tmp_path / "train.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["train_teacher_led"]) for r in rows] == [1.0] * 3
+    assert [float(r["train_teacher_acted"]) for r in rows] == [0.0] * 3
