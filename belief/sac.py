@@ -166,11 +166,14 @@ class SAC(nn.Module):
             tq1, tq2 = self.critic_target(next_obs.detach(), next_action)
             target_v = torch.min(tq1, tq2) - self.alpha * next_logp
             target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * target_v
+            info = {}
             if cfg.target_clip is not None:
-                target = target.clamp(*cfg.target_clip)
+                clipped = target.clamp(*cfg.target_clip)
+                info["target_clipped"] = (clipped != target).float().mean().item()  # binds on few states
+                target = clipped
         q1, q2 = self.critic(obs, actions)
         loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item()}
+        return loss, {"critic_loss": loss.item(), "q_mean": q1.mean().item(), **info}
 
     def actor_loss(self, obs: Tensor, critic_obs: Tensor | None = None) -> tuple[Tensor, Tensor, dict]:
         """E[alpha log pi(.|obs) - min Q(critic_obs, .)] (critic_obs defaults to obs); returns (loss,

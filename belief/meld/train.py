@@ -36,7 +36,7 @@ from belief.checkpoint import load as load_checkpoint
 from belief.meld.agent import AgentConfig, MeldAgent
 from belief.meld.buffers import TaskBuffers
 from belief.meld.policy import MeldPolicy
-from belief.meld.trials import run_trial
+from belief.meld.trials import TrialResult, run_trial
 
 CHECKPOINT = "checkpoint.pt"
 TEACHERS = ("", "port_search")  # TrainConfig.teacher
@@ -445,7 +445,7 @@ class Trainer:
             return None
         return PortSearch(self.cfg.action_scale, order="nearest", clone_radius=self.cfg.teacher_clone_radius)
 
-    def collect(self, task, mode: str, controller=None, controller_episodes: int = 0) -> None:
+    def collect(self, task, mode: str, controller=None, controller_episodes: int = 0) -> TrialResult:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
                            self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller,
                            controller_episodes=controller_episodes)

@@ -155,9 +155,10 @@ def test_target_clip_bounds_the_bellman_target_an_overestimating_critic_feeds_ba
             sac.critic_target.q2[-1].bias.fill_(1000.0)
         seen = []
         monkeypatch.setattr(sac_module.F, "mse_loss", lambda q, t, mse=F.mse_loss, seen=seen: seen.append(t) or mse(q, t))
-        sac.critic_loss(*batch)
+        _, info = sac.critic_loss(*batch)
         monkeypatch.undo()
         targets[clip] = seen[0]
+        assert info.get("target_clipped") == (None if clip is None else 1.0)  # the share of targets clipped
     assert torch.all(targets[None] > 900)
     assert torch.all(targets[(-5.0, 10.0)] == 10.0)
     for bad in ([1.0], [2.0, 1.0], "0,1", 5.0, [0, True]):
