@@ -109,7 +109,6 @@ def test_a_teacher_labels_the_policys_trial_without_acting(fake_env):
     assert np.array_equal(scripted.trial.labels[acted], scripted.trial.actions[acted])
 
 
-
 def test_a_teacher_leading_the_first_episode_acts_there_and_the_policy_acts_after_it(fake_env):
     """controller_episodes=1: episode 1's actions are the controller's, later episodes' the policy's
     (labelled); the belief filtered meanwhile is the one carried into episode 2. Bad counts are refused."""
@@ -130,6 +129,7 @@ def test_a_teacher_leading_the_first_episode_acts_there_and_the_policy_acts_afte
     for mode, ctrl in (("sample", None), ("scripted", teacher)):
         with pytest.raises(ValueError, match="controller_episodes: .* needs a controller and a policy mode"):
             run_trial(fake_env, task, policy, EPISODES, mode, controller=ctrl, controller_episodes=1)
+
 
 class AlternatingTeacher(ConstantTeacher):
     """A teacher that leaves every other step it is asked about to the reward."""
@@ -353,11 +353,11 @@ def test_with_teacher_leads_share_1_the_teacher_acts_in_episode_1_and_the_agent_
                                 checkpoint_every=10, teacher_leads_share=1.0)
     trainer = Trainer(cfg, tmp_path)
     trainer.run()
-    L = 3 + 1
+    L = 3 + 1  # frames per episode
+    ep1, ep2 = slice(0, L - 1), slice(L, 2 * L - 1)  # each episode's acted frames
     assert trainer.buffers.stored()
     for d in trainer.buffers.stored().values():
         for labels, actions in zip(d["labels"], d["actions"], strict=True):
-            ep1, ep2 = slice(0, L - 1), slice(L, 2 * L - 1)
             assert np.isfinite(labels[ep1]).all() and np.array_equal(labels[ep1], actions[ep1])
             assert np.isfinite(labels[ep2]).all() and not np.array_equal(labels[ep2], actions[ep2])
     with (tmp_path / "train.csv").open() as fh:
