@@ -39,7 +39,8 @@ from belief.meld.policy import MeldPolicy
 from belief.meld.trials import TrialResult, run_trial
 
 CHECKPOINT = "checkpoint.pt"
-TEACHERS = ("", "port_search")  # TrainConfig.teacher
+# TrainConfig.teacher -> the PortSearch order it labels with ("" = no teacher)
+TEACHERS = {"": "", "port_search": "nearest", "port_per_episode": "per_episode"}
 BEST = "best.pt"  # weights of the best held-out evaluation so far (training can drift away from it)
 
 
@@ -86,7 +87,9 @@ class TrainConfig:
     search_trials_per_task: int = 0
     # DAgger: "port_search" labels every collected trial with what a port-blind teacher
     # (sim.mujoco.cable.PortSearch, nearest-port order) would do at each state the agent visited;
-    # agent.teacher_bc_weight > 0 clones those labels. Cable twin only. "" = no teacher
+    # "port_per_episode" the same teacher trying one port per episode (PortSearch order "per_episode":
+    # after a failure another port, after a success the same one). agent.teacher_bc_weight > 0 clones
+    # those labels. Cable twin only. "" = no teacher
     teacher: str = ""
     # DAgger's beta: the share of collected trials the teacher acts in itself (its actions are then the
     # labels), so the replay holds searches that succeed and the critic sees them pay; the rest the agent
@@ -127,7 +130,7 @@ class TrainConfig:
             raise ValueError("agent.search_bc_weight clones scripted search trials: it needs "
                              "search_trials_per_task >= 1")
         if self.teacher not in TEACHERS:
-            raise ValueError(f"TrainConfig.teacher must be one of {TEACHERS} ('' = none), got {self.teacher!r}")
+            raise ValueError(f"TrainConfig.teacher must be one of {tuple(TEACHERS)} ('' = none), got {self.teacher!r}")
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
                              "(teacher: port_search)")
@@ -441,9 +444,10 @@ class Trainer:
         """The labelling teacher of TrainConfig.teacher (None without one)."""
         from sim.mujoco.cable import PortSearch
 
-        if self.cfg.teacher != "port_search":
+        if not self.cfg.teacher:
             return None
-        return PortSearch(self.cfg.action_scale, order="nearest", clone_radius=self.cfg.teacher_clone_radius)
+        return PortSearch(self.cfg.action_scale, order=TEACHERS[self.cfg.teacher],
+                          clone_radius=self.cfg.teacher_clone_radius)
 
     def collect(self, task, mode: str, controller=None, controller_episodes: int = 0) -> TrialResult:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,

@@ -268,10 +268,15 @@ class PortSearch:
     teacher leaves the last centimetres to the reward: `clone_this_step` is False while the plug's tip is
     within r of the axis of the port it is heading for and at most AT_PORT_HEIGHT above its opening
     (centring and the push in, whose small corrections a cloning loss counts as small), True elsewhere,
-    including backing out of a port it has ruled out.
+    including backing out of a port it has ruled out. With `order="per_episode"` it tries one port per
+    episode, as the learned agents do: the port nearest the plug's tip among those not ruled out, chosen at
+    the episode's first step and kept to its end (a port it seats in without the click is ruled out for
+    the later episodes only), so its episode 2 succeeds where episode 1 could not: a teacher of the
+    cross-episode rule (after a failure another port, after a success the same one) rather than of a
+    search that finishes within episode 1.
     """
 
-    ORDERS = ("random", "nearest")
+    ORDERS = ("random", "nearest", "per_episode")
 
     def __init__(self, action_scale: float = 1.0, timeout: int = 30, order: str = "random",
                  clone_radius: float = 0.0):
@@ -287,13 +292,15 @@ class PortSearch:
         self.order: list[int] = list(range(N_PORTS))
         self.ruled_out: set[int] = set()
         self.since, self.found, self.target = 0, -1, self.order[0]
+        self.episode_target = -1  # order "per_episode": this episode's port, chosen at its first step
 
     def start_trial(self, rng: np.random.Generator) -> None:
         self.order = [int(k) for k in rng.permutation(N_PORTS)]
         self.ruled_out, self.found, self.target = set(), -1, self.order[0]
+        self.episode_target = -1
 
     def start_episode(self) -> None:
-        self.since = 0
+        self.since, self.episode_target = 0, -1
 
     def _choose(self, env) -> int:
         if self.found >= 0:
@@ -303,8 +310,13 @@ class PortSearch:
         left = [k for k in self.order if k not in self.ruled_out]
         if self.order_kind == "random":
             return left[0]
+        if self.order_kind == "per_episode" and self.episode_target >= 0:
+            return self.episode_target
         u = env.unwrapped
-        return min(left, key=lambda k: u.family.tip_distance_to_port(u.sim, k))
+        nearest = min(left, key=lambda k: u.family.tip_distance_to_port(u.sim, k))
+        if self.order_kind == "per_episode":
+            self.episode_target = nearest
+        return nearest
 
     def act(self, env, info: dict) -> np.ndarray:
         latched = info.get("latched_port", -1)

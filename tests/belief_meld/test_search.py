@@ -238,3 +238,12 @@ def test_an_unknown_shaped_port_or_family_option_is_refused_by_name():
         make_env("widowx_cable", family_options={"shaped_port": "any"})
     with pytest.raises(ValueError, match=r"widowx_cable: family_options \{'colour': 'red'\} not accepted"):
         make_env("widowx_cable", family_options={"colour": "red"})
+
+
+def test_the_per_episode_teacher_tries_one_port_an_episode_and_keeps_the_one_that_latched(cable_env):
+    """order="per_episode": each episode seats in one port, the nearest not ruled out at its start, and
+    stays there without the click; the next episode tries another; after the latch it returns there."""
+    task = cable_env.unwrapped.task_set.train[1]  # port 1; from the start pose port 2 is nearest, then 1
+    run = run_trial(cable_env, task, None, 3, "scripted", seed=1, controller=PortSearch(SCALE, order="per_episode"))
+    assert run.episode_ports_seated == [[2], [1], [1]]  # episode 1 stays in port 2 without the click
+    assert run.episode_success == [False, True, True]

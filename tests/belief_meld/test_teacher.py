@@ -65,7 +65,7 @@ def test_port_search_refuses_a_clone_radius_that_is_no_distance_within_half_the_
 
 
 def test_port_search_refuses_an_unknown_order():
-    with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest'\), got 'closest'"):
+    with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest', 'per_episode'\), got 'closest'"):
         PortSearch(SCALE, order="closest")
 
 
@@ -220,7 +220,7 @@ def test_teacher_settings_are_refused_by_name():
     for bad in ({"teacher_bc_weight": -1.0}, {"teacher_bc_weight": True}, {"teacher_bc_weight": "10"}):
         with pytest.raises(ValueError, match="teacher_bc_weight must be a number >= 0"):
             tiny_agent_config(**bad)
-    for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search'\)"),
+    for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search', 'port_per_episode'\)"),
                        ({"agent": {"teacher_bc_weight": 1.0}}, "clones a teacher's labels: it needs a teacher"),
                        ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only"),
                        ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs"),
