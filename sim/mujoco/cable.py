@@ -269,11 +269,11 @@ class PortSearch:
     within r of the axis of the port it is heading for and at most AT_PORT_HEIGHT above its opening
     (centring and the push in, whose small corrections a cloning loss counts as small), True elsewhere,
     including backing out of a port it has ruled out. With `order="per_episode"` it tries one port per
-    episode, as the learned agents do: the port nearest the plug's tip among those not ruled out, chosen at
-    the episode's first step and kept to its end (a port it seats in without the click is ruled out for
-    the later episodes only), so its episode 2 succeeds where episode 1 could not: a teacher of the
-    cross-episode rule (after a failure another port, after a success the same one) rather than of a
-    search that finishes within episode 1.
+    episode, as the learned agents do: the port nearest the plug's tip among those not ruled out by an
+    earlier episode, recomputed at every step (a port seated in without the click is ruled out from the
+    next episode on, so it stays in it to the episode's end), so its episode 2 succeeds where episode 1
+    could not: a teacher of the cross-episode rule (after a failure another port, after a success the
+    same one) rather than of a search that finishes within episode 1.
     """
 
     ORDERS = ("random", "nearest", "per_episode")
@@ -292,15 +292,16 @@ class PortSearch:
         self.order: list[int] = list(range(N_PORTS))
         self.ruled_out: set[int] = set()
         self.since, self.found, self.target = 0, -1, self.order[0]
-        self.episode_target = -1  # order "per_episode": this episode's port, chosen at its first step
+        self.ruled_out_now: set[int] = set()  # order "per_episode": ruled out from the next episode on
 
     def start_trial(self, rng: np.random.Generator) -> None:
         self.order = [int(k) for k in rng.permutation(N_PORTS)]
-        self.ruled_out, self.found, self.target = set(), -1, self.order[0]
-        self.episode_target = -1
+        self.ruled_out, self.ruled_out_now, self.found, self.target = set(), set(), -1, self.order[0]
 
     def start_episode(self) -> None:
-        self.since, self.episode_target = 0, -1
+        self.since = 0
+        self.ruled_out |= self.ruled_out_now
+        self.ruled_out_now = set()
 
     def _choose(self, env) -> int:
         if self.found >= 0:
@@ -310,20 +311,15 @@ class PortSearch:
         left = [k for k in self.order if k not in self.ruled_out]
         if self.order_kind == "random":
             return left[0]
-        if self.order_kind == "per_episode" and self.episode_target >= 0:
-            return self.episode_target
         u = env.unwrapped
-        nearest = min(left, key=lambda k: u.family.tip_distance_to_port(u.sim, k))
-        if self.order_kind == "per_episode":
-            self.episode_target = nearest
-        return nearest
+        return min(left, key=lambda k: u.family.tip_distance_to_port(u.sim, k))
 
     def act(self, env, info: dict) -> np.ndarray:
         latched = info.get("latched_port", -1)
         if info.get("success"):
             self.found = int(latched)
-        elif self.found < 0 and latched >= 0:
-            self.ruled_out.add(int(latched))  # seated without a click: not this one
+        elif self.found < 0 and latched >= 0:  # seated without a click: not this one
+            (self.ruled_out_now if self.order_kind == "per_episode" else self.ruled_out).add(int(latched))
         elif self.found < 0 and self.order_kind == "random" and self.since >= self.timeout:
             self.ruled_out.add(self.target)  # stuck
         target = self._choose(env)

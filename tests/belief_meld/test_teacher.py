@@ -345,6 +345,12 @@ def test_the_trainers_teacher_gets_the_clone_radius(tmp_path):
     assert Trainer(_cable_teacher_config(), tmp_path)._teacher().clone_radius == 0.0
 
 
+
+def test_the_trainers_teacher_searches_in_the_order_its_name_says(tmp_path):
+    assert Trainer(_cable_teacher_config(), tmp_path)._teacher().order_kind == "nearest"
+    assert Trainer(_cable_teacher_config(teacher="port_per_episode"), tmp_path)._teacher().order_kind == "per_episode"
+
+
 def test_with_teacher_leads_share_1_the_teacher_acts_in_episode_1_and_the_agent_in_episode_2(tmp_path):
     """teacher_leads_share = 1 (cable twin, 3-step episodes, a tiny model): in every trial collected
     after pre-training the teacher's actions are episode 1's (labels = actions) and the agent acts in
