@@ -247,3 +247,19 @@ def test_the_per_episode_teacher_tries_one_port_an_episode_and_keeps_the_one_tha
     run = run_trial(cable_env, task, None, 3, "scripted", seed=1, controller=PortSearch(SCALE, order="per_episode"))
     assert run.episode_ports_seated == [[2], [1], [1]]  # episode 1 stays in port 2 without the click
     assert run.episode_success == [False, True, True]
+
+
+@pytest.mark.parametrize("order, heads_for_after_seating_in_2", [("nearest", "another"), ("per_episode", 2)])
+def test_the_per_episode_teacher_stays_in_a_port_seated_without_the_click_until_the_next_episode(
+        cable_env, order, heads_for_after_seating_in_2):
+    """Told that the plug seated in port 2 without the click (whoever put it there), the nearest-order
+    teacher leaves it at once; the per-episode teacher keeps to it and rules it out from the next episode."""
+    cable_env.reset(seed=0, options={"task": cable_env.unwrapped.task_set.train[1]})  # port 2 nearest the start
+    teacher = PortSearch(SCALE, order=order)
+    teacher.start_trial(np.random.default_rng(0))
+    teacher.start_episode()
+    teacher.act(cable_env, {"latched_port": 2, "success": False})
+    assert (teacher.target != 2) if heads_for_after_seating_in_2 == "another" else (teacher.target == 2)
+    teacher.start_episode()
+    teacher.act(cable_env, {"latched_port": -1, "success": False})
+    assert teacher.target != 2 and 2 in teacher.ruled_out
