@@ -225,7 +225,12 @@ def test_teacher_settings_are_refused_by_name():
                        ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only"),
                        ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs"),
                        ({"env": "widowx_cable", "teacher": "port_search", "teacher_clone_radius": 0.02},
-                        r"TrainConfig.teacher_clone_radius is a distance \(m\) from a port's axis in \[0, 0.009\)")):
+                        r"TrainConfig.teacher_clone_radius is a distance \(m\) from a port's axis in \[0, 0.009\)"),
+                       ({"teacher_labelled_episodes": 1}, "teacher_labelled_episodes limits a teacher's labels: it needs"),
+                       ({"env": "widowx_cable", "teacher": "port_search", "teacher_labelled_episodes": 2},
+                        r"teacher_labelled_episodes counts .* in \[0, episodes = 2\) \(0 = all\), got 2"),
+                       ({"env": "widowx_cable", "teacher": "port_search", "teacher_labelled_episodes": 0.5},
+                        "teacher_labelled_episodes counts .* got 0.5")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
 
@@ -259,6 +264,19 @@ def test_training_with_the_teacher_labels_its_trials_and_clones_them(tmp_path):
     resumed.restore(tmp_path / "checkpoint.pt")
     for tid, d in resumed.buffers.stored().items():
         assert np.array_equal(d["labels"], trainer.buffers.stored()[tid]["labels"], equal_nan=True)
+
+
+def test_with_teacher_labelled_episodes_1_only_episode_1_keeps_the_teachers_labels(tmp_path):
+    """The agent's trials and the teacher's own alike: labels in episode 1, none after it."""
+    cfg = _cable_teacher_config(init_trials_per_task=0, pretrain_steps=0, iterations=4, batch_trials=1,
+                                checkpoint_every=10, teacher_act_share=0.5, teacher_labelled_episodes=1)
+    trainer = Trainer(cfg, tmp_path)
+    trainer.run()
+    frames = trainer.horizon + 1
+    trials = [t for d in trainer.buffers.stored().values() for t in d["labels"]]
+    assert len(trials) == 4
+    for labels in trials:
+        assert np.isfinite(labels[:frames - 1]).all() and np.isnan(labels[frames:]).all()
 
 
 def test_the_training_log_counts_the_ports_seated_in_each_collected_trials_first_episode(tmp_path, monkeypatch):
@@ -309,10 +327,10 @@ def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_a
     modes: list[str] = []
     collect = trainer.collect
 
-    def recording(task, mode, controller=None, controller_episodes=0):
-        assert controller_episodes == 0
+    def recording(task, mode, controller=None, controller_episodes=0, labelled_episodes=0):
+        assert controller_episodes == 0 and labelled_episodes == 0
         modes.append(mode)
-        return collect(task, mode, controller, controller_episodes)
+        return collect(task, mode, controller, controller_episodes, labelled_episodes)
 
     trainer.collect = recording
     trainer.run()
