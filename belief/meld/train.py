@@ -109,7 +109,7 @@ class TrainConfig:
     # the teacher's labels are kept in the first k episodes of each trial only (NaN after), so the later
     # episodes' choice of port and their insertion are left to the reward under the carried belief: the
     # nearest-port teacher's labels there tell the student to leave the ports episode 1 ruled out, and
-    # its episode 2 pushed in 0.24 times where the belief reset did 0.79 (docs/meld.md). Needs a teacher;
+    # its episode 2 seated the plug on 0.24 of trials, 0.79 with the belief reset (docs/meld.md). Needs a teacher;
     # 0 <= k < episodes. 0 = every episode
     teacher_labelled_episodes: int = 0
 
