@@ -50,6 +50,9 @@ class TrainConfig:
     env_kwargs: dict = field(default_factory=dict)
     action_scale: float = 1.0  # policy action 1.0 = this fraction of the env's full command (vmax)
     seed: int = 0
+    # seeds the training's own randomness (torch, the trainer's RNG, the trials' seeds) apart from `seed`,
+    # which also draws the task split and the fresh tasks: a repeat of a run on the same tasks. -1 = seed
+    training_seed: int = -1
     device: str = "cpu"
     torch_threads: int = 0  # 0: torch default
     episodes: int = 2  # episodes per trial
@@ -121,6 +124,9 @@ class TrainConfig:
         if self.extra_train_tasks < 0 or self.n_train_tasks < 0 or self.n_test_tasks < 0:
             raise ValueError("TrainConfig n_train_tasks, n_test_tasks and extra_train_tasks must be >= 0, got "
                              f"{self.n_train_tasks}, {self.n_test_tasks}, {self.extra_train_tasks}")
+        if isinstance(self.training_seed, bool) or not isinstance(self.training_seed, int) or self.training_seed < -1:
+            raise ValueError("TrainConfig.training_seed must be a whole number >= 0 (or -1 = seed), got "
+                             f"{self.training_seed!r}")
         if not 0.0 < self.action_scale <= 1.0:
             raise ValueError(f"TrainConfig.action_scale must be in (0, 1], got {self.action_scale}")
         if (self.warm_start_model or self.warm_start_actor_critic) and not self.warm_start:
@@ -387,8 +393,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         configure_torch(cfg.device, cfg.torch_threads)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.training_seed = cfg.seed if cfg.training_seed < 0 else cfg.training_seed
+        torch.manual_seed(self.training_seed)
+        self.rng = np.random.default_rng(self.training_seed)
         self.env = env if env is not None else make_env(cfg.env, cfg.seed, **cfg.env_kwargs)
         if cfg.action_scale != 1.0:
             self.env = ScaledActions(self.env, cfg.action_scale)
@@ -451,7 +458,7 @@ class Trainer:
     # --- pieces ---------------------------------------------------------------------------------
     def _trial_seed(self) -> int:
         self.trials_run += 1
-        return self.cfg.seed * 1_000_003 + self.trials_run * 101
+        return self.training_seed * 1_000_003 + self.trials_run * 101
 
     def _teacher(self):
         """The labelling teacher of TrainConfig.teacher (None without one)."""

@@ -381,3 +381,17 @@ def test_extra_training_tasks_keep_the_split_and_are_new_balanced_draws():
     assert not poses & {(t.params["rail"], t.params["rotation"]) for t in fresh}  # unseen rig poses
     with pytest.raises(ValueError, match="fresh tasks: need at least 1, got 0"):
         fresh_tasks(TrainConfig(env="widowx_cable"), 0)
+
+
+def test_training_seed_repeats_a_run_on_the_same_tasks_with_other_trials_and_weights(tmp_path):
+    """training_seed draws the trials' seeds, the trainer's RNG and torch's; seed still draws the tasks."""
+    def trainer(**kw):
+        return Trainer(TrainConfig(env="widowx_cable", n_train_tasks=4, n_test_tasks=2, **kw), tmp_path)
+
+    base, same, other = trainer(seed=3), trainer(seed=3, training_seed=3), trainer(seed=3, training_seed=7)
+    assert [t.params for t in other.train_tasks] == [t.params for t in base.train_tasks]
+    assert base._trial_seed() == same._trial_seed() != other._trial_seed()
+    assert base.rng.random() == same.rng.random() != other.rng.random()
+    for bad in (-2, 1.5, True):
+        with pytest.raises(ValueError, match="training_seed must be a whole number >= 0 .or -1 = seed., got"):
+            TrainConfig(training_seed=bad)
