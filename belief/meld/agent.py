@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from belief.checks import is_whole_number
 from belief.meld.model import LatentModel, ModelConfig
 from belief.networks import GatedExperts
 from belief.sac import SAC, SACConfig
@@ -78,8 +79,7 @@ class AgentConfig:
         if self.ac_batch < 0 or self.ac_cache_refresh < 1:
             raise ValueError(f"AgentConfig.ac_batch must be >= 0 and ac_cache_refresh >= 1, got {self.ac_batch} "
                              f"and {self.ac_cache_refresh}")
-        if isinstance(self.ac_recent_trials, bool) or not isinstance(self.ac_recent_trials, int) \
-                or self.ac_recent_trials < 0:
+        if not is_whole_number(self.ac_recent_trials) or self.ac_recent_trials < 0:
             raise ValueError(f"AgentConfig.ac_recent_trials must be a whole number >= 0 (0 = all stored), got "
                              f"{self.ac_recent_trials!r}")
         if self.ac_batch == 0 and (self.ac_recent_trials or self.ac_mix is True):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from belief.checks import is_whole_number
 from belief.networks import mlp
 
 
@@ -137,8 +138,7 @@ class ModelConfig:
         for name in ("episode_start_input", "carry_z2_over_reset", "restart_z_each_episode"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
-        if isinstance(self.task_latent_dim, bool) or not isinstance(self.task_latent_dim, int) \
-                or self.task_latent_dim < 0:
+        if not is_whole_number(self.task_latent_dim) or self.task_latent_dim < 0:
             raise ValueError(f"ModelConfig.task_latent_dim must be a whole number >= 0 (0 = MELD), got "
                              f"{self.task_latent_dim!r}")
         if self.restart_z_each_episode and not self.task_latent_dim:

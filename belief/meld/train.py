@@ -33,6 +33,7 @@ import yaml
 
 from belief.checkpoint import atomic_save, atomic_write_text
 from belief.checkpoint import load as load_checkpoint
+from belief.checks import is_whole_number
 from belief.meld.agent import AgentConfig, MeldAgent
 from belief.meld.buffers import TaskBuffers
 from belief.meld.policy import MeldPolicy
@@ -41,6 +42,7 @@ from belief.meld.trials import TrialResult, run_trial
 CHECKPOINT = "checkpoint.pt"
 # TrainConfig.teacher -> the PortSearch order it labels with ("" = no teacher)
 TEACHERS = {"": "", "port_search": "nearest", "port_per_episode": "per_episode"}
+NEEDS_TEACHER = "teacher: " + " or ".join(t for t in TEACHERS if t)  # the hint of the errors that need one
 BEST = "best.pt"  # weights of the best held-out evaluation so far (training can drift away from it)
 
 
@@ -124,7 +126,7 @@ class TrainConfig:
         if self.extra_train_tasks < 0 or self.n_train_tasks < 0 or self.n_test_tasks < 0:
             raise ValueError("TrainConfig n_train_tasks, n_test_tasks and extra_train_tasks must be >= 0, got "
                              f"{self.n_train_tasks}, {self.n_test_tasks}, {self.extra_train_tasks}")
-        if isinstance(self.training_seed, bool) or not isinstance(self.training_seed, int) or self.training_seed < -1:
+        if not is_whole_number(self.training_seed) or self.training_seed < -1:
             raise ValueError("TrainConfig.training_seed must be a whole number >= 0 (or -1 = seed), got "
                              f"{self.training_seed!r}")
         if not 0.0 < self.action_scale <= 1.0:
@@ -134,8 +136,7 @@ class TrainConfig:
         if self.warm_start_actor_critic and not self.warm_start_model:
             raise ValueError("TrainConfig.warm_start_actor_critic needs warm_start_model: the actor-critic reads "
                              "the belief of the model it was trained with")
-        if isinstance(self.search_trials_per_task, bool) or not isinstance(self.search_trials_per_task, int) \
-                or self.search_trials_per_task < 0:
+        if not is_whole_number(self.search_trials_per_task) or self.search_trials_per_task < 0:
             raise ValueError("TrainConfig.search_trials_per_task must be a whole number >= 0, got "
                              f"{self.search_trials_per_task!r}")
         if self.agent.search_bc_weight and not self.search_trials_per_task:
@@ -145,14 +146,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.teacher must be one of {tuple(TEACHERS)} ('' = none), got {self.teacher!r}")
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
-                             "(teacher: port_search)")
+                             f"({NEEDS_TEACHER})")
         for name in ("teacher_act_share", "teacher_leads_share"):
             share = getattr(self, name)
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
                 raise ValueError(f"TrainConfig.{name} is a share of the collected trials, in [0, 1], got {share!r}")
             if share and not self.teacher:
                 raise ValueError(f"TrainConfig.{name}: the teacher acts in that share of trials, so it needs a "
-                                 "teacher (teacher: port_search)")
+                                 f"teacher ({NEEDS_TEACHER})")
         if self.teacher_act_share + self.teacher_leads_share > 1.0:
             raise ValueError("TrainConfig.teacher_act_share + teacher_leads_share must be <= 1 (shares of the same "
                              f"trials), got {self.teacher_act_share} + {self.teacher_leads_share}")
@@ -161,14 +162,14 @@ class TrainConfig:
                              f"rest, so it needs episodes >= 2, got {self.episodes}")
         if self.teacher_clone_radius and not self.teacher:
             raise ValueError("TrainConfig.teacher_clone_radius limits a teacher's labels: it needs a teacher "
-                             "(teacher: port_search)")
+                             f"({NEEDS_TEACHER})")
         k = self.teacher_labelled_episodes
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < max(self.episodes, 1):
+        if not is_whole_number(k) or not 0 <= k < self.episodes:
             raise ValueError("TrainConfig.teacher_labelled_episodes counts the first episodes the teacher labels, "
                              f"a whole number in [0, episodes = {self.episodes}) (0 = all), got {k!r}")
         if k and not self.teacher:
             raise ValueError("TrainConfig.teacher_labelled_episodes limits a teacher's labels: it needs a teacher "
-                             "(teacher: port_search)")
+                             f"({NEEDS_TEACHER})")
         if self.teacher_clone_radius:  # refused here, not after the random trials and pre-training
             from sim.mujoco.cable import check_clone_radius
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from belief.checks import is_whole_number
 from belief.meld.buffers import Trial
 from belief.meld.model import belief_columns
 from belief.meld.policy import MeldPolicy
@@ -90,8 +91,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     if mode == "random" and controller is not None:
         raise ValueError("trial mode 'random': a controller acts in mode 'scripted' or labels a policy's "
                          "trials in 'sample'/'mean', never with random actions")
-    if isinstance(controller_episodes, bool) or not isinstance(controller_episodes, int) \
-            or not 0 <= controller_episodes <= episodes:
+    if not is_whole_number(controller_episodes) or not 0 <= controller_episodes <= episodes:
         raise ValueError(f"controller_episodes must be a whole number in [0, episodes = {episodes}], got "
                          f"{controller_episodes!r}")
     if controller_episodes and (controller is None or mode not in POLICY_MODES):

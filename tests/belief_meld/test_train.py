@@ -388,7 +388,11 @@ def test_training_seed_repeats_a_run_on_the_same_tasks_with_other_trials_and_wei
     def trainer(**kw):
         return Trainer(TrainConfig(env="widowx_cable", n_train_tasks=4, n_test_tasks=2, **kw), tmp_path)
 
-    base, same, other = trainer(seed=3), trainer(seed=3, training_seed=3), trainer(seed=3, training_seed=7)
+    base = trainer(seed=3)
+    assert torch.initial_seed() == 3
+    same = trainer(seed=3, training_seed=3)
+    other = trainer(seed=3, training_seed=7)
+    assert torch.initial_seed() == 7
     assert [t.params for t in other.train_tasks] == [t.params for t in base.train_tasks]
     assert base._trial_seed() == same._trial_seed() != other._trial_seed()
     assert base.rng.random() == same.rng.random() != other.rng.random()
