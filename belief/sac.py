@@ -127,6 +127,10 @@ class TwinQ(nn.Module):
         return self.q1(x), self.q2(x)
 
 
+
+def _log_temperature(alpha: float) -> float:
+    return math.log(max(alpha, 1e-8))  # alpha 0 (no entropy term) as a tiny positive temperature
+
 class SAC(nn.Module):
     """Actor, twin critic, target critic, temperature and their optimisers."""
 
@@ -144,7 +148,7 @@ class SAC(nn.Module):
         self.critic_target.load_state_dict(self.critic.state_dict())
         set_requires_grad(self.critic_target, False)
         init = cfg.alpha if cfg.alpha is not None else cfg.init_alpha
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(max(init, 1e-8)), dtype=torch.float32),
+        self.log_alpha = nn.Parameter(torch.tensor(_log_temperature(init), dtype=torch.float32),
                                       requires_grad=cfg.alpha is None)
         self.target_entropy = float(-action_dim if cfg.target_entropy is None else cfg.target_entropy)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
@@ -154,6 +158,15 @@ class SAC(nn.Module):
     @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module.load_state_dict, but a configured fixed temperature (`SACConfig.alpha`) wins over the
+        loaded one: a warm start from an agent that learned its temperature would otherwise freeze that value."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if self.config.alpha is not None:
+            with torch.no_grad():
+                self.log_alpha.fill_(_log_temperature(self.config.alpha))
+        return result
 
     # --- losses (usable on their own) ----------------------------------------------------------
     def critic_loss(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor,

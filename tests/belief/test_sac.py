@@ -53,6 +53,21 @@ def test_auto_alpha_moves_and_fixed_alpha_stays():
     assert fixed.alpha.item() == pytest.approx(0.2)
 
 
+def test_fixed_alpha_survives_loading_a_learned_temperature():
+    # a warm start from an agent that learned its temperature: the configured fixed one must still hold
+    learned = SAC(3, 2, SACConfig(hidden=(16,)))
+    with torch.no_grad():
+        learned.log_alpha.fill_(math.log(0.017))
+    fixed = SAC(3, 2, SACConfig(hidden=(16,), alpha=0.2))
+    fixed.load_state_dict(learned.state_dict())
+    assert fixed.alpha.item() == pytest.approx(0.2)
+    loaded, source = fixed.state_dict(), learned.state_dict()
+    assert all(torch.equal(loaded[k], source[k]) for k in source if k != "log_alpha")  # the rest is loaded
+    auto = SAC(3, 2, SACConfig(hidden=(16,)))
+    auto.load_state_dict(learned.state_dict())
+    assert auto.alpha.item() == pytest.approx(0.017)  # a learned temperature is carried on
+
+
 def test_feature_gradient_reaches_upstream_module_only_through_critic():
     torch.manual_seed(0)
     upstream = torch.nn.Linear(4, 3)
