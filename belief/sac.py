@@ -154,19 +154,19 @@ class SAC(nn.Module):
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr) if cfg.alpha is None else None
+        # also when the SAC is loaded as part of a larger module (an agent's state dict)
+        self.register_load_state_dict_post_hook(SAC._keep_configured_alpha)
 
     @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """nn.Module.load_state_dict, but a configured fixed temperature (`SACConfig.alpha`) wins over the
-        loaded one: a warm start from an agent that learned its temperature would otherwise freeze that value."""
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+    def _keep_configured_alpha(self, *_) -> None:
+        """Load-state-dict post hook: a configured fixed temperature (`SACConfig.alpha`) wins over the loaded
+        one; a warm start from an agent that learned its temperature would otherwise freeze that value."""
         if self.config.alpha is not None:
             with torch.no_grad():
                 self.log_alpha.fill_(_log_temperature(self.config.alpha))
-        return result
 
     # --- losses (usable on their own) ----------------------------------------------------------
     def critic_loss(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor,

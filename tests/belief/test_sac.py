@@ -61,6 +61,9 @@ def test_fixed_alpha_survives_loading_a_learned_temperature():
     fixed = SAC(3, 2, SACConfig(hidden=(16,), alpha=0.2))
     fixed.load_state_dict(learned.state_dict())
     assert fixed.alpha.item() == pytest.approx(0.2)
+    agent = torch.nn.ModuleDict({"sac": SAC(3, 2, SACConfig(hidden=(16,), alpha=0.2))})  # loaded as a part
+    agent.load_state_dict({f"sac.{k}": v for k, v in learned.state_dict().items()})
+    assert agent["sac"].alpha.item() == pytest.approx(0.2)
     loaded, source = fixed.state_dict(), learned.state_dict()
     assert all(torch.equal(loaded[k], source[k]) for k in source if k != "log_alpha")  # the rest is loaded
     auto = SAC(3, 2, SACConfig(hidden=(16,)))
