@@ -127,9 +127,9 @@ class TwinQ(nn.Module):
         return self.q1(x), self.q2(x)
 
 
-
 def _log_temperature(alpha: float) -> float:
     return math.log(max(alpha, 1e-8))  # alpha 0 (no entropy term) as a tiny positive temperature
+
 
 class SAC(nn.Module):
     """Actor, twin critic, target critic, temperature and their optimisers."""
