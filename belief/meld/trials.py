@@ -108,7 +108,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     if controller is not None:
         controller.start_trial(rng)
     for e in range(episodes):
-        obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task})
+        # continue_trial: the env may remember the trial's earlier episodes (the cable twin's "untried" reward)
+        obs, _ = env.reset(seed=None if seed is None else seed + e, options={"task": task, "continue_trial": e > 0})
         if policy is not None and e > 0 and not carry_belief:
             state = policy.initial_state().to(device)
         elif policy is not None and e > 0 and callable(carry_belief):

@@ -36,8 +36,9 @@ RAIL_RANGE, ROT_RANGE = 0.01, np.radians(8.0)  # task sampling: +-1 cm, +-8 deg
 REWARD_DIST_WEIGHT, REWARD_ROT_WEIGHT = 10.0, 1.0  # per metre (lateral + axial), per radian
 REWARD_CENTRE_BONUS, REWARD_CENTRE_SCALE = 0.5, 0.002  # up to +0.5, felt within a few mm of the port axis
 # shaped_port="nearest": insertion is paid at whichever port the plug is over, the correct one's latch on top
+# ("untried": the same, less the ports an earlier episode of the trial seated in without the click)
 REWARD_LATCH_BONUS = 2.0
-SHAPED_PORTS = ("correct", "nearest")
+SHAPED_PORTS = ("correct", "nearest", "untried")
 
 ROUTER_BASE = (0.30, 0.0, 0.0)  # rig carriage on the table, in front of the arm
 ROUTER_SIZE = (0.07, 0.11, 0.05)  # x, y, height
@@ -149,11 +150,15 @@ class CableTask:
     def __init__(self, shaped_port: str = "correct"):
         """shaped_port: where the shaped (meta-training) reward measures the insertion: "correct" (the task's
         port, as in MELD) or "nearest" (the port nearest the plug's axis, plus REWARD_LATCH_BONUS while the
-        correct port is latched), so pushing into any port pays and only the latch tells the ports apart."""
+        correct port is latched), so pushing into any port pays and only the latch tells the ports apart, or
+        "untried" (as "nearest" among the ports no earlier episode of the trial seated in without the click:
+        a port that failed stops paying in the trial's later episodes, which pays a search across them)."""
         if shaped_port not in SHAPED_PORTS:
             raise ValueError(f"widowx_cable shaped_port must be one of {SHAPED_PORTS}, got {shaped_port!r}")
         self.shaped_port = shaped_port
         self.latched_port = -1
+        self.ruled_out: set[int] = set()  # seated without the click in an earlier episode of this trial
+        self._seated_wrong: set[int] = set()  # ... in this episode
         self._ready = None
 
     build_xml = staticmethod(build_xml)
@@ -174,7 +179,11 @@ class CableTask:
     def start_pose(self, sim: ArmSim, rng: np.random.Generator) -> np.ndarray:
         return self.ready_pose(sim) + rng.uniform(-0.05, 0.05, self.arm.n)
 
-    def reset_episode(self) -> None:
+    def reset_episode(self, new_trial: bool = True) -> None:
+        """Called at every episode start; `new_trial=False` for a later episode of the same trial (the ports
+        that failed so far stay ruled out for shaped_port="untried")."""
+        self.ruled_out = set() if new_trial else self.ruled_out | self._seated_wrong
+        self._seated_wrong = set()
         self.latched_port = -1
 
     def state(self, sim: ArmSim) -> np.ndarray:
@@ -206,10 +215,14 @@ class CableTask:
         d_trans = float(np.linalg.norm(tip - goal))
         d_rot = rotation_angle(tip_mat, goal_mat)
         success = self.latched_port == task.params["port"]
+        if self.latched_port >= 0 and not success:
+            self._seated_wrong.add(self.latched_port)
         if self.shaped_port == "correct":
             dense = insertion_reward(local_tips[task.params["port"]], d_rot)
         else:  # the ports share the router's frame: the same angle
-            dense = insertion_reward(near, d_rot) + (REWARD_LATCH_BONUS if success else 0.0)
+            paying = [k for k in range(N_PORTS) if self.shaped_port == "nearest" or k not in self.ruled_out]
+            paid = min(paying, key=lambda k: np.hypot(local_tips[k][0], local_tips[k][1]))
+            dense = insertion_reward(local_tips[paid], d_rot) + (REWARD_LATCH_BONUS if success else 0.0)
         return {"dense_reward": dense, "sparse_reward": 1.0 if success else 0.0,
                 "success": bool(success), "latched_port": int(self.latched_port),
                 "goal_distance": d_trans, "goal_angle": d_rot,

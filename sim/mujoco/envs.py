@@ -5,6 +5,8 @@ the WidowX), held for one control period (default 3.3 Hz WidowX, 4 Hz Sawyer) by
 The gripper stays closed on the plug/peg. Observation: a float32 state vector, or with
 ``image_obs=True`` a uint8 (64, 128, 3) image: scene | wrist camera, rendered once per control step
 (never when only state is observed). Episodes are truncated after `episode_steps` (40).
+Reset options: `task` (a Task of the family), `continue_trial` (True for a later episode of the same
+trial: a family may carry what the trial's earlier episodes did, e.g. widowx_cable's "untried" reward).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class MujocoTaskEnv(gym.Env):
         self.sim.randomize_appearance(self.np_random if self.domain_randomization else None)
         self.sim.reset(self.family.start_pose(self.sim, self.np_random))
         self.sim.run(np.zeros(self.family.arm.n), self.sim.ticks_for(self.settle_s))  # let the cable drape
-        self.family.reset_episode()
+        self.family.reset_episode(new_trial=not options.get("continue_trial", False))
         self.steps = 0
         result = self.family.evaluate(self.sim, self.task)
         return self._observe(), self._info(result)

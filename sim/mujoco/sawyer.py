@@ -73,7 +73,7 @@ class _SawyerTask:
     def start_pose(self, sim: ArmSim, rng: np.random.Generator) -> np.ndarray:
         return self.ready_pose(sim) + rng.uniform(-0.05, 0.05, self.arm.n)
 
-    def reset_episode(self) -> None:
+    def reset_episode(self, new_trial: bool = True) -> None:
         pass
 
     def state(self, sim: ArmSim) -> np.ndarray:

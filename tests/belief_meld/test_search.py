@@ -234,7 +234,7 @@ def test_the_shaped_reward_at_the_nearest_port_pays_a_wrong_port_seated_and_the_
 
 
 def test_an_unknown_shaped_port_or_family_option_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"widowx_cable shaped_port must be one of \('correct', 'nearest'\), got 'any'"):
+    with pytest.raises(ValueError, match=r"widowx_cable shaped_port must be one of \('correct', 'nearest', 'untried'\), got 'any'"):
         make_env("widowx_cable", family_options={"shaped_port": "any"})
     with pytest.raises(ValueError, match=r"widowx_cable: family_options \{'colour': 'red'\} not accepted"):
         make_env("widowx_cable", family_options={"colour": "red"})
@@ -263,3 +263,37 @@ def test_the_per_episode_teacher_stays_in_a_port_seated_without_the_click_until_
     teacher.start_episode()
     teacher.act(cable_env, {"latched_port": -1, "success": False})
     assert teacher.target != 2 and 2 in teacher.ruled_out
+
+
+def _replay(env, task, actions, continue_trial: bool) -> np.ndarray:
+    """Dense rewards of `actions` from the seed-1 start pose, as a new trial or a later episode of one."""
+    env.reset(seed=1, options={"task": task, "continue_trial": continue_trial})
+    return np.array([env.step(a)[1] for a in actions])
+
+
+def test_the_untried_reward_stops_paying_a_port_that_failed_in_an_earlier_episode_of_the_trial():
+    """shaped_port="untried": episode 1 seats in a wrong port and is paid there as under "nearest"; the
+    same motion in episode 2 of that trial is not (measured at the nearest other port); a new trial
+    forgets."""
+    env = ScaledActions(make_env("widowx_cable", episode_steps=40, family_options={"shaped_port": "untried"}), SCALE)
+    task = env.unwrapped.task_set.train[1]  # port 1; the nearest port from the seed-1 start is 2
+    search = PortSearch(SCALE, order="per_episode")
+    search.start_trial(np.random.default_rng(0))
+    search.start_episode()
+    _, info = env.reset(seed=1, options={"task": task})
+    actions, seated = [], []
+    for _ in range(40):
+        actions.append(search.act(env, info))
+        info = env.step(actions[-1])[-1]
+        seated.append(info["latched_port"])
+    first = _replay(env, task, actions, continue_trial=False)
+    again = _replay(env, task, actions, continue_trial=True)
+    fresh = _replay(env, task, actions, continue_trial=False)
+    trial = run_trial(env, task, None, 2, "scripted", seed=1, controller=PortSearch(SCALE, order="per_episode"))
+    ruled_out = env.unwrapped.family.ruled_out  # run_trial tells the env its episode 2 continues the trial
+    env.close()
+    assert trial.episode_ports_seated[0] == [2] and ruled_out == {2}
+    in_port = np.array(seated) == 2
+    assert in_port.sum() >= 5 and not (np.array(seated) == 1).any()  # seated in port 2, never the click
+    assert np.array_equal(first, fresh)
+    assert (first[in_port] > 0.2).all() and (again[in_port] < 0.0).all()
