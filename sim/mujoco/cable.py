@@ -207,9 +207,10 @@ class CableTask:
                 self.latched_port = -1  # pulled out
         # which port the plug is at (diagnostic: did the policy pick the right port, inserted or not)
         local_tips = [mat.T @ (tip - pos) for pos, mat in frames]
-        nearest = int(np.argmin([np.hypot(v[0], v[1]) for v in local_tips]))
+        lateral = [float(np.hypot(v[0], v[1])) for v in local_tips]
+        nearest = int(np.argmin(lateral))
         near = local_tips[nearest]
-        at_port = nearest if np.hypot(near[0], near[1]) <= PORT_PITCH / 2 and -near[2] <= AT_PORT_HEIGHT else -1
+        at_port = nearest if lateral[nearest] <= PORT_PITCH / 2 and -near[2] <= AT_PORT_HEIGHT else -1
         goal_pos, goal_mat = frames[task.params["port"]]
         goal = goal_pos + goal_mat[:, 2] * SEAT_DEPTH
         d_trans = float(np.linalg.norm(tip - goal))
@@ -221,7 +222,7 @@ class CableTask:
             dense = insertion_reward(local_tips[task.params["port"]], d_rot)
         else:  # the ports share the router's frame: the same angle
             paying = [k for k in range(N_PORTS) if self.shaped_port == "nearest" or k not in self.ruled_out]
-            paid = min(paying, key=lambda k: np.hypot(local_tips[k][0], local_tips[k][1]))
+            paid = min(paying, key=lateral.__getitem__)
             dense = insertion_reward(local_tips[paid], d_rot) + (REWARD_LATCH_BONUS if success else 0.0)
         return {"dense_reward": dense, "sparse_reward": 1.0 if success else 0.0,
                 "success": bool(success), "latched_port": int(self.latched_port),

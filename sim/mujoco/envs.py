@@ -80,7 +80,10 @@ class MujocoTaskEnv(gym.Env):
         self.sim.randomize_appearance(self.np_random if self.domain_randomization else None)
         self.sim.reset(self.family.start_pose(self.sim, self.np_random))
         self.sim.run(np.zeros(self.family.arm.n), self.sim.ticks_for(self.settle_s))  # let the cable drape
-        self.family.reset_episode(new_trial=not options.get("continue_trial", False))
+        continue_trial = options.get("continue_trial", False)
+        if not isinstance(continue_trial, bool):
+            raise ValueError(f"{self.family.name}: options['continue_trial'] must be True or False, got {continue_trial!r}")
+        self.family.reset_episode(new_trial=not continue_trial)
         self.steps = 0
         result = self.family.evaluate(self.sim, self.task)
         return self._observe(), self._info(result)

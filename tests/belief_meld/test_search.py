@@ -233,11 +233,15 @@ def test_the_shaped_reward_at_the_nearest_port_pays_a_wrong_port_seated_and_the_
     assert in_wrong_port.sum() >= 3 * 3  # in each of the three wrong ports for a few steps
 
 
-def test_an_unknown_shaped_port_or_family_option_is_refused_by_name():
+def test_an_unknown_shaped_port_family_option_or_reset_option_is_refused_by_name():
     with pytest.raises(ValueError, match=r"widowx_cable shaped_port must be one of \('correct', 'nearest', 'untried'\), got 'any'"):
         make_env("widowx_cable", family_options={"shaped_port": "any"})
     with pytest.raises(ValueError, match=r"widowx_cable: family_options \{'colour': 'red'\} not accepted"):
         make_env("widowx_cable", family_options={"colour": "red"})
+    env = make_env("widowx_cable")
+    with pytest.raises(ValueError, match=r"widowx_cable: options\['continue_trial'\] must be True or False, got 'yes'"):
+        env.reset(options={"continue_trial": "yes"})
+    env.close()
 
 
 def test_the_per_episode_teacher_tries_one_port_an_episode_and_keeps_the_one_that_latched(cable_env):
