@@ -9,15 +9,16 @@ from torch import nn
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: type[nn.Module] = nn.ReLU,
-        out_scale: float | None = None) -> nn.Sequential:
+        out_scale: float | None = None, layer_norm: bool = False) -> nn.Sequential:
     """Fully connected net in -> hidden... -> out. `out_scale` shrinks the last layer's init (as rlkit's
-    init_w=3e-3 does) so heads start near zero output."""
+    init_w=3e-3 does) so heads start near zero output; `layer_norm` puts a LayerNorm after each hidden
+    Linear (before the activation)."""
     if in_dim <= 0 or out_dim <= 0:
         raise ValueError(f"mlp needs positive input/output sizes, got in={in_dim} out={out_dim}")
     layers: list[nn.Module] = []
     dims = [in_dim, *hidden]
     for a, b in zip(dims[:-1], dims[1:], strict=True):
-        layers += [nn.Linear(a, b), activation()]
+        layers += [nn.Linear(a, b), *([nn.LayerNorm(b)] if layer_norm else []), activation()]
     last = nn.Linear(dims[-1], out_dim)
     if out_scale is not None:
         nn.init.uniform_(last.weight, -out_scale, out_scale)

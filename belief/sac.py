@@ -54,6 +54,10 @@ class SACConfig:
     # return (plus the entropy bonus) where rewards are bounded, so an overestimating critic cannot feed
     # its own error back through the target (on the cable twin q_mean climbed to 4x the bound, docs/meld.md)
     target_clip: tuple[float, float] | None = None
+    # LayerNorm after each hidden layer of both Q nets (RLPD, Ball et al. 2023): the features feeding the
+    # last layer have unit scale, so Q cannot exceed |w_last| * sqrt(width) however far the actor pushes it
+    # off the data, which keeps high update-to-data critics from diverging without clipping the target
+    critic_layer_norm: bool = False
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -117,10 +121,11 @@ class TanhGaussianActor(nn.Module):
 
 
 class TwinQ(nn.Module):
-    def __init__(self, feature_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, feature_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256),
+                 layer_norm: bool = False):
         super().__init__()
-        self.q1 = mlp(feature_dim + action_dim, hidden, 1)
-        self.q2 = mlp(feature_dim + action_dim, hidden, 1)
+        self.q1 = mlp(feature_dim + action_dim, hidden, 1, layer_norm=layer_norm)
+        self.q2 = mlp(feature_dim + action_dim, hidden, 1, layer_norm=layer_norm)
 
     def forward(self, features: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat([features, action], dim=-1)
@@ -143,8 +148,8 @@ class SAC(nn.Module):
         self.feature_dim, self.action_dim = feature_dim, action_dim
         self.critic_feature_dim = feature_dim if critic_feature_dim is None else critic_feature_dim
         self.actor = TanhGaussianActor(feature_dim, action_dim, cfg.hidden, actor_net)
-        self.critic = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
-        self.critic_target = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden)
+        self.critic = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden, cfg.critic_layer_norm)
+        self.critic_target = TwinQ(self.critic_feature_dim, action_dim, cfg.hidden, cfg.critic_layer_norm)
         self.critic_target.load_state_dict(self.critic.state_dict())
         set_requires_grad(self.critic_target, False)
         init = cfg.alpha if cfg.alpha is not None else cfg.init_alpha

@@ -183,3 +183,20 @@ def test_target_clip_bounds_the_bellman_target_an_overestimating_critic_feeds_ba
         with pytest.raises(ValueError, match=r"SACConfig.target_clip must be null or \[low, high\]"):
             SACConfig(target_clip=bad)
     assert SACConfig(target_clip=[-1, 2]).target_clip == (-1.0, 2.0)
+
+
+def test_critic_layer_norm_bounds_q_however_far_the_input_is_from_the_data():
+    """With critic_layer_norm the last layer sees unit-scale features, so |Q| <= |w_last| * sqrt(width) + |b|
+    for any input; without it Q grows with the input (what lets an overestimating critic run away)."""
+    torch.manual_seed(0)
+    far = torch.randn(64, 3) * 1e4
+    action = torch.rand(64, 1) * 2 - 1
+    for layer_norm in (False, True):
+        sac = SAC(3, 1, SACConfig(hidden=(16, 16), critic_layer_norm=layer_norm))
+        norms = [m for m in sac.critic.q1 if isinstance(m, torch.nn.LayerNorm)]
+        assert len(norms) == (2 if layer_norm else 0)
+        last = sac.critic.q1[-1]
+        bound = last.weight.norm().item() * 16 ** 0.5 + last.bias.abs().item()
+        q1, _ = sac.critic(far, action)
+        assert (q1.abs().max().item() <= bound) == layer_norm
+        sac.update(far[:8] / 1e4, action[:8], torch.ones(8, 1), far[8:16] / 1e4, torch.zeros(8, 1))  # trains
