@@ -67,6 +67,8 @@ class SACConfig:
             raise ValueError(f"SACConfig.tau must be in (0, 1], got {self.tau}")
         if self.alpha is not None and self.alpha < 0:
             raise ValueError(f"SACConfig.alpha must be >= 0 or null (automatic), got {self.alpha}")
+        if not isinstance(self.critic_layer_norm, bool):
+            raise ValueError(f"SACConfig.critic_layer_norm must be true or false, got {self.critic_layer_norm!r}")
         if self.target_clip is not None:
             bounds = self.target_clip
             if not isinstance(bounds, list | tuple) or len(bounds) != 2 \

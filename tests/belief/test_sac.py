@@ -200,3 +200,5 @@ def test_critic_layer_norm_bounds_q_however_far_the_input_is_from_the_data():
         q1, _ = sac.critic(far, action)
         assert (q1.abs().max().item() <= bound) == layer_norm
         sac.update(far[:8] / 1e4, action[:8], torch.ones(8, 1), far[8:16] / 1e4, torch.zeros(8, 1))  # trains
+    with pytest.raises(ValueError, match=r"SACConfig.critic_layer_norm must be true or false, got 'yes'"):
+        SACConfig(critic_layer_norm="yes")

@@ -124,6 +124,10 @@ def test_warm_start_takes_the_shaped_agents_model_and_actor_critic(tmp_path):
                warm_start_model=True, warm_start_actor_critic=True)
     with pytest.raises(ValueError, match=r"its sac weights do not fit this agent's config"):
         Trainer(cfg, tmp_path / "other", env, env.tasks).warm_start()
+    cfg = _cfg(agent={**agent, "sac": {**TINY["sac"], "critic_layer_norm": True}}, warm_start=str(tmp_path / "shaped"),
+               warm_start_model=True, warm_start_actor_critic=True)  # the same sizes, a LayerNorm critic
+    with pytest.raises(ValueError, match=r"its sac weights do not fit this agent's config"):
+        Trainer(cfg, tmp_path / "other_norm", env, env.tasks).warm_start()
     with pytest.raises(ValueError, match="warm_start_actor_critic needs warm_start_model"):
         _cfg(warm_start=str(tmp_path / "shaped"), warm_start_actor_critic=True)
     with pytest.raises(ValueError, match="need warm_start"):
