@@ -230,7 +230,7 @@ class MeldAgent:
         clones = {k: v for k, v in clones.items() if v is not None}
         bc = sum(clones.values()) if clones else None
         stats: dict = {}
-        if "task" not in t and self.model.actor_sees_task_latent:
+        if "task" not in t and self.model.actor_sees_whole_belief:
             stats = self.sac.update(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["dones"],
                                     actor_aux_loss=bc)
         else:

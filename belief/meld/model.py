@@ -115,6 +115,13 @@ class ModelConfig:
     # insertion, it did not help (the confident probabilities alone moved the actor, docs/meld.md,
     # fifteenth session); training on with the whole belief did. True = MELD.
     actor_sees_task_latent: bool = True
+    # true: the actor sees the task head's port probabilities as a one-hot of the most probable port
+    # (ties to the lowest index), the critic still the probabilities themselves (needs
+    # task_probs_in_belief). The actor commits to one port under an uncertain belief instead of
+    # averaging over ports: after a failed episode the belief moves mass off the port it tried, the
+    # most probable port becomes another one, and the actor goes there with the skill it learnt under
+    # a confident belief. Same input size, so a warm start fits. False = the probabilities (MELD).
+    actor_commits_to_port: bool = False
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -166,6 +173,12 @@ class ModelConfig:
         if not self.actor_sees_task_latent and not (self.task_latent_dim and self.task_probs_in_belief):
             raise ValueError("ModelConfig.actor_sees_task_latent: false hides the task latent from the actor and "
                              "leaves it the port probabilities: it needs task_latent_dim > 0 and task_probs_in_belief")
+        if not isinstance(self.actor_commits_to_port, bool):
+            raise ValueError(f"ModelConfig.actor_commits_to_port must be true or false, got "
+                             f"{self.actor_commits_to_port!r}")
+        if self.actor_commits_to_port and not self.task_probs_in_belief:
+            raise ValueError("ModelConfig.actor_commits_to_port turns the task head's port probabilities into the "
+                             "most probable port for the actor: it needs task_probs_in_belief")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -330,6 +343,8 @@ class LatentModel(nn.Module):
                              f"the task set), got {cfg.task_classes}")
         self.task_probs_in_belief = bool(cfg.task_probs_in_belief)
         self.actor_sees_task_latent = bool(cfg.actor_sees_task_latent)
+        self.actor_commits_to_port = bool(cfg.actor_commits_to_port)
+        self.task_classes = int(cfg.task_classes) if self.task_probs_in_belief else 0
         self.task_columns_start = 2 * (z1 + z2)  # mu_c, std_c follow the z1/z2 parameters (belief_columns)
 
     # --- observation features -------------------------------------------------------------------
@@ -496,14 +511,26 @@ class LatentModel(nn.Module):
             parts.append(torch.softmax(head(self.task_head_input(mu2, mu_c)), -1))
         return torch.cat(parts, -1)
 
+    @property
+    def actor_sees_whole_belief(self) -> bool:
+        """True when `actor_input` is the identity (the actor and critic see the same belief)."""
+        return (self.actor_sees_task_latent or self.task_latent_dim == 0) and not self.actor_commits_to_port
+
     def actor_input(self, belief: torch.Tensor) -> torch.Tensor:
-        """What the actor sees of a belief (..., belief_dim): all of it, or with actor_sees_task_latent
-        false, the task latent's columns at its prior (mu_c = 0, std_c = 1), the rest unchanged."""
-        if self.actor_sees_task_latent or self.task_latent_dim == 0:
-            return belief
-        a, c = self.task_columns_start, self.task_latent_dim
-        mu_c = belief[..., a:a + c]
-        return torch.cat([belief[..., :a], torch.zeros_like(mu_c), torch.ones_like(mu_c), belief[..., a + 2 * c:]], -1)
+        """What the actor sees of a belief (..., belief_dim): all of it; with actor_sees_task_latent
+        false, the task latent's columns at its prior (mu_c = 0, std_c = 1); with actor_commits_to_port,
+        the port probabilities (the last task_classes columns) as a one-hot of the most probable port."""
+        if not (self.actor_sees_task_latent or self.task_latent_dim == 0):
+            a, c = self.task_columns_start, self.task_latent_dim
+            mu_c = belief[..., a:a + c]
+            belief = torch.cat([belief[..., :a], torch.zeros_like(mu_c), torch.ones_like(mu_c),
+                                belief[..., a + 2 * c:]], -1)
+        if self.actor_commits_to_port:
+            k = self.task_classes
+            probs = belief[..., belief.shape[-1] - k:]
+            belief = torch.cat([belief[..., :belief.shape[-1] - k],
+                                F.one_hot(probs.argmax(-1), k).to(belief.dtype)], -1)
+        return belief
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
              reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None,

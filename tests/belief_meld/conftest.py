@@ -27,7 +27,7 @@ def fake_env():
 
 
 @pytest.fixture(params=["meld", "episode-start-flag", "task-probs", "carry-z2", "task-latent", "restart-z",
-                        "tempered-carry", "capped-carry", "actor-probs-only"])
+                        "tempered-carry", "capped-carry", "actor-probs-only", "actor-commits"])
 def agent(request):
     """A tiny agent: plain MELD, with the episode-start flag (ModelConfig.episode_start_input), with
     the task head's class probabilities in the belief (task_probs_in_belief, 4 classes), with z2
@@ -36,18 +36,20 @@ def agent(request):
     task latent as the only memory over the reset frame (restart_z_each_episode, plain actor), and that
     with the task latent's evidence carried at 0.1 x over the reset frame (task_evidence_carry), or
     its precision capped at 2 there (task_evidence_cap), and that with the task latent hidden from the
-    actor, which sees the task through the probabilities only (actor_sees_task_latent false)."""
+    actor, which sees the task through the probabilities only (actor_sees_task_latent false), or through
+    a one-hot of the most probable port (actor_commits_to_port)."""
     torch.manual_seed(0)
     cfg = tiny_agent_config()
     cfg.model.episode_start_input = request.param == "episode-start-flag"
     cfg.model.carry_z2_over_reset = request.param == "carry-z2"
-    tempered = ("tempered-carry", "capped-carry", "actor-probs-only")
+    tempered = ("tempered-carry", "capped-carry", "actor-probs-only", "actor-commits")
     if request.param in ("task-latent", "restart-z", *tempered):
         cfg.model.task_latent_dim, cfg.task_gated_actor = 4, request.param == "task-latent"
     cfg.model.restart_z_each_episode = request.param in ("restart-z", *tempered)
     cfg.model.task_evidence_carry = 0.1 if request.param == "tempered-carry" else 1.0
     cfg.model.task_evidence_cap = 2.0 if request.param in ("capped-carry", "actor-probs-only") else 0.0
     cfg.model.actor_sees_task_latent = request.param != "actor-probs-only"
+    cfg.model.actor_commits_to_port = request.param == "actor-commits"
     if request.param in ("task-probs", "task-latent", "restart-z", *tempered):
         cfg.model.task_id_weight, cfg.model.task_classes, cfg.model.task_probs_in_belief = 1.0, 4, True
     return MeldAgent(cfg, EPISODES, HORIZON)

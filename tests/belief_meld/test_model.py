@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from belief.meld.agent import reward_mask, transition_indices
 from belief.meld.model import (
@@ -497,6 +498,44 @@ def test_a_hidden_task_latent_reaches_the_actor_only_through_the_port_probabilit
         ModelConfig(task_id_weight=1.0, task_probs_in_belief=True, actor_sees_task_latent=False)
     with pytest.raises(ValueError, match="actor_sees_task_latent must be true or false, got 'no'"):
         ModelConfig(actor_sees_task_latent="no")
+
+
+def test_an_actor_committed_to_the_most_probable_port_sees_its_one_hot():
+    """actor_commits_to_port: the actor's SAC inputs, and the policy, see the port probabilities as a
+    one-hot of the most probable port, the rest of the belief unchanged; the critic sees the
+    probabilities; a belief whose most probable port is the same acts the same, another port acts
+    differently. It needs the probabilities in the belief; non-booleans are refused by name."""
+    torch.manual_seed(0)
+    from belief.meld.agent import MeldAgent
+    from belief.meld.policy import MeldPolicy
+
+    cfg = tiny_agent_config()
+    m = cfg.model
+    m.task_latent_dim, m.restart_z_each_episode, m.actor_commits_to_port = 4, True, True
+    m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
+    ag = MeldAgent(cfg, EPISODES, HORIZON)
+    b = ag.to_tensors(_batch())
+    _, beliefs = ag.model_step(b)
+    seen = _sac_update_inputs(ag, beliefs, b)
+    for key in ("obs", "next_obs"):
+        full, view = seen[key], seen[f"{'next_' if key == 'next_obs' else ''}actor_obs"]
+        probs = full[:, -4:]
+        assert torch.allclose(probs.sum(-1), torch.ones(len(probs))) and not torch.all((probs == 0) | (probs == 1))
+        assert torch.equal(view[:, -4:], F.one_hot(probs.argmax(-1), 4).float())
+        assert torch.equal(view[:, :-4], full[:, :-4])
+    policy = MeldPolicy(ag.model, ag.sac.actor)
+    belief = beliefs[0, 3].clone()
+    belief[-4:] = torch.tensor([0.1, 0.4, 0.3, 0.2])
+    same_port = belief.clone()
+    same_port[-4:] = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    other_port = belief.clone()
+    other_port[-4:] = torch.tensor([0.1, 0.3, 0.4, 0.2])
+    assert torch.equal(policy.act(same_port), policy.act(belief))
+    assert not torch.allclose(policy.act(other_port), policy.act(belief))
+    with pytest.raises(ValueError, match="actor_commits_to_port .* needs task_probs_in_belief"):
+        ModelConfig(actor_commits_to_port=True)
+    with pytest.raises(ValueError, match="actor_commits_to_port must be true or false, got 1"):
+        ModelConfig(actor_commits_to_port=1)
 
 
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
