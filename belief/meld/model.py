@@ -119,8 +119,10 @@ class ModelConfig:
     # (ties to the lowest index), the critic still the probabilities themselves (needs
     # task_probs_in_belief). The actor commits to one port under an uncertain belief instead of
     # averaging over ports: after a failed episode the belief moves mass off the port it tried, the
-    # most probable port becomes another one, and the actor goes there with the skill it learnt under
-    # a confident belief. Same input size, so a warm start fits. False = the probabilities (MELD).
+    # most probable port becomes another one, and the actor would go there with the skill it learnt
+    # under a confident belief. Same input size, so a warm start fits. Tried in the sparse stage, the
+    # actor kept a habitual port whatever the one-hot said (docs/meld.md, twenty-seventh session).
+    # False = the probabilities (MELD).
     actor_commits_to_port: bool = False
 
     def __post_init__(self):
