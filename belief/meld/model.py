@@ -347,6 +347,10 @@ class LatentModel(nn.Module):
         self.actor_sees_task_latent = bool(cfg.actor_sees_task_latent)
         self.actor_commits_to_port = bool(cfg.actor_commits_to_port)
         self.task_classes = int(cfg.task_classes) if self.task_probs_in_belief else 0
+        # actor_input is the identity: the actor and the critic see the same belief (a plain attribute, not a
+        # property: TorchScript compiles a module's properties)
+        self.actor_sees_whole_belief = ((self.actor_sees_task_latent or self.task_latent_dim == 0)
+                                        and not self.actor_commits_to_port)
         self.task_columns_start = 2 * (z1 + z2)  # mu_c, std_c follow the z1/z2 parameters (belief_columns)
 
     # --- observation features -------------------------------------------------------------------
@@ -512,11 +516,6 @@ class LatentModel(nn.Module):
         if self.task_probs_in_belief and head is not None:
             parts.append(torch.softmax(head(self.task_head_input(mu2, mu_c)), -1))
         return torch.cat(parts, -1)
-
-    @property
-    def actor_sees_whole_belief(self) -> bool:
-        """True when `actor_input` is the identity (the actor and critic see the same belief)."""
-        return (self.actor_sees_task_latent or self.task_latent_dim == 0) and not self.actor_commits_to_port
 
     def actor_input(self, belief: torch.Tensor) -> torch.Tensor:
         """What the actor sees of a belief (..., belief_dim): all of it; with actor_sees_task_latent
