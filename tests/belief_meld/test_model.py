@@ -456,22 +456,32 @@ def test_task_probabilities_join_the_belief_the_actor_sees():
         LatentModel(type(cfg)(task_id_weight=1.0, task_probs_in_belief=True))  # the trainer never set the classes
 
 
+def _port_probs_agent_step(**model_options):
+    """A tiny agent with a task latent (restarting z each episode) and the port probabilities in its
+    belief, plus `model_options`; one model step and one actor-critic step on a batch. Returns the
+    agent, its model config, the beliefs and what the actor-critic step handed SAC.update."""
+    from belief.meld.agent import MeldAgent
+
+    cfg = tiny_agent_config()
+    m = cfg.model
+    m.task_latent_dim, m.restart_z_each_episode = 4, True
+    m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
+    for name, value in model_options.items():
+        setattr(m, name, value)
+    ag = MeldAgent(cfg, EPISODES, HORIZON)
+    b = ag.to_tensors(_batch())
+    _, beliefs = ag.model_step(b)
+    return ag, m, beliefs, _sac_update_inputs(ag, beliefs, b)
+
+
 def test_a_hidden_task_latent_reaches_the_actor_only_through_the_port_probabilities():
     """actor_sees_task_latent false: the actor's SAC inputs, and the policy's actions, see mu_c = 0 and
     std_c = 1 whatever the belief holds there, the rest of the belief unchanged; the critic sees it all.
     It needs a task latent and the probabilities in the belief; non-booleans are refused by name."""
     torch.manual_seed(0)
-    from belief.meld.agent import MeldAgent
     from belief.meld.policy import MeldPolicy
 
-    cfg = tiny_agent_config()
-    m = cfg.model
-    m.task_latent_dim, m.restart_z_each_episode, m.actor_sees_task_latent = 4, True, False
-    m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
-    ag = MeldAgent(cfg, EPISODES, HORIZON)
-    b = ag.to_tensors(_batch())
-    _, beliefs = ag.model_step(b)
-    seen = _sac_update_inputs(ag, beliefs, b)
+    ag, m, beliefs, seen = _port_probs_agent_step(actor_sees_task_latent=False)
     cols = belief_columns(m.z1_dim, m.z2_dim, m.task_latent_dim)
     for key in ("obs", "next_obs"):
         full, view = seen[key], seen[f"{'next_' if key == 'next_obs' else ''}actor_obs"]
@@ -506,17 +516,9 @@ def test_an_actor_committed_to_the_most_probable_port_sees_its_one_hot():
     probabilities; a belief whose most probable port is the same acts the same, another port acts
     differently. It needs the probabilities in the belief; non-booleans are refused by name."""
     torch.manual_seed(0)
-    from belief.meld.agent import MeldAgent
     from belief.meld.policy import MeldPolicy
 
-    cfg = tiny_agent_config()
-    m = cfg.model
-    m.task_latent_dim, m.restart_z_each_episode, m.actor_commits_to_port = 4, True, True
-    m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
-    ag = MeldAgent(cfg, EPISODES, HORIZON)
-    b = ag.to_tensors(_batch())
-    _, beliefs = ag.model_step(b)
-    seen = _sac_update_inputs(ag, beliefs, b)
+    ag, _, beliefs, seen = _port_probs_agent_step(actor_commits_to_port=True)
     for key in ("obs", "next_obs"):
         full, view = seen[key], seen[f"{'next_' if key == 'next_obs' else ''}actor_obs"]
         probs = full[:, -4:]
