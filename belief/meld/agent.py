@@ -65,6 +65,12 @@ class AgentConfig:
     # agent visited), weighted like search_bc_weight. Cloning the search's own trials fit them (MSE 0.005)
     # yet the agent still stayed at its first port: its own states differ from the search's. 0 = off
     teacher_bc_weight: float = 0.0
+    # the actor-critic trained on the trial's true port: SAC updates see the one-hot of `task_label` in
+    # place of the task head's port probabilities (privileged, like the shaped reward it is paid in), so
+    # the actor learns to take the port it is handed to its seat; acting, it is handed the head's most
+    # probable port (needs model.actor_commits_to_port). Trained on the head's argmax instead, the actor
+    # kept one habitual port whatever the argmax said: a wrong argmax is not paid (docs/meld.md). Off = MELD
+    ac_true_port: bool = False
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -95,9 +101,12 @@ class AgentConfig:
         if self.search_bc_weight and self.ac_batch == 0:
             raise ValueError("AgentConfig.search_bc_weight clones the search within the i.i.d. actor-critic updates: it "
                              "needs ac_batch > 0")
-        for name in ("privileged_critic", "ac_mix", "task_gated_actor"):  # a YAML typo ("ture") must not switch one on
-            if not isinstance(getattr(self, name), bool):
+        for name in ("privileged_critic", "ac_mix", "task_gated_actor", "ac_true_port"):  # a YAML typo ("ture")
+            if not isinstance(getattr(self, name), bool):  # must not switch one on
                 raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.ac_true_port and not self.model.actor_commits_to_port:
+            raise ValueError("AgentConfig.ac_true_port trains the actor on a one-hot of the true port, so acting it "
+                             "must be handed a one-hot too: it needs model.actor_commits_to_port")
 
 
 def transition_indices(episodes: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,8 +192,11 @@ class MeldAgent:
     def transitions(self, beliefs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every real transition of a batch of trials, one row each (trial-major): obs / next_obs
         (beliefs), actions, rewards, dones; with `privileged_critic` also `task`, the trial's
-        `task_features` (B, critic_task_dim) repeated per transition."""
+        `task_features` (B, critic_task_dim) repeated per transition; with `ac_true_port` the beliefs'
+        port probabilities are the one-hot of the trial's `task_label` (B,)."""
         B = beliefs.shape[0]
+        if self.cfg.ac_true_port:
+            beliefs = self.with_true_port(beliefs, b.get("task_label"))
         rewards = self._rewards(b, self.cfg.critic_reward) * self.cfg.critic_reward_scale
         out = {"obs": beliefs[:, self._cur].reshape(-1, beliefs.shape[-1]),
                "next_obs": beliefs[:, self._nxt].reshape(-1, beliefs.shape[-1]),
@@ -200,6 +212,16 @@ class MeldAgent:
                                  f"{self.cfg.critic_task_dim}), got {None if task is None else tuple(task.shape)}")
             out["task"] = task.float().repeat_interleave(len(self._cur), dim=0)
         return out
+
+    def with_true_port(self, beliefs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """`beliefs` (B, T, belief_dim) with the port probabilities (the last task_classes columns) replaced
+        by the one-hot of each trial's true port `labels` (B,) (AgentConfig.ac_true_port)."""
+        k = self.model.task_classes
+        if labels is None or tuple(labels.shape) != beliefs.shape[:1]:
+            raise ValueError(f"ac_true_port needs batch['task_label'] of shape ({beliefs.shape[0]},), got "
+                             f"{None if labels is None else tuple(labels.shape)}")
+        onehot = F.one_hot(labels.long(), k).to(beliefs.dtype)[:, None].expand(-1, beliefs.shape[1], -1)
+        return torch.cat([beliefs[..., :beliefs.shape[-1] - k], onehot], -1)
 
     def _clone_loss(self, beliefs: torch.Tensor, targets: torch.Tensor, weight: float) -> torch.Tensor:
         """weight x the squared error of the actor's mean action on `beliefs` (its `actor_input` view)."""

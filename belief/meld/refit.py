@@ -24,8 +24,10 @@ from belief.meld.buffers import stored_trials
 from belief.meld.probe import filter_trials
 
 
-def replay_transitions(agent: MeldAgent, buffers: dict[str, dict], task_features: dict[str, np.ndarray]):
-    """All transitions of the replay trials, filtered by the agent's model (`MeldAgent.transitions` layout)."""
+def replay_transitions(agent: MeldAgent, buffers: dict[str, dict], task_features: dict[str, np.ndarray],
+                       task_labels: dict[str, int] | None = None):
+    """All transitions of the replay trials, filtered by the agent's model (`MeldAgent.transitions` layout);
+    `task_labels` (task id -> true port class) is needed with AgentConfig.ac_true_port."""
     beliefs, _, ids = filter_trials(agent.model, buffers, agent.cfg.reward_input)
     dev = agent.device
     keys = ("actions", "reward_dense", "reward_sparse")
@@ -34,6 +36,10 @@ def replay_transitions(agent: MeldAgent, buffers: dict[str, dict], task_features
     batch = {k: torch.as_tensor(np.concatenate([buffers[t][k] for t in buffers]), device=dev) for k in keys}
     if agent.cfg.privileged_critic:
         batch["task_features"] = torch.as_tensor(np.stack([task_features[t] for t in ids]), device=dev)
+    if agent.cfg.ac_true_port:
+        if task_labels is None:
+            raise ValueError("replay_transitions: ac_true_port needs the task labels (task id -> true port class)")
+        batch["task_label"] = torch.as_tensor(np.array([task_labels[t] for t in ids]), device=dev)
     return agent.transitions(torch.as_tensor(beliefs, device=dev), batch)
 
 
@@ -42,7 +48,7 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
     """Refit the actor-critic (see module doc); writes out_dir/checkpoint.pt and returns its path."""
     from belief.checkpoint import atomic_save
     from belief.checkpoint import load as load_checkpoint
-    from belief.meld.train import TrainConfig, task_descriptors, task_set_of
+    from belief.meld.train import TrainConfig, task_descriptors, task_label_classes, task_set_of
 
     if updates < 1 or batch < 1:
         raise ValueError(f"refit: updates and batch must be >= 1, got {updates} and {batch}")
@@ -62,7 +68,8 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
     tasks = task_set if task_set is not None else task_set_of(cfg)
     features = (task_descriptors([*tasks.train, *tasks.test], cfg.task_label) if cfg.agent.privileged_critic
                 else {})
-    data = replay_transitions(agent, trials, features)
+    labels = task_label_classes([*tasks.train, *tasks.test], cfg.task_label) if cfg.agent.ac_true_port else None
+    data = replay_transitions(agent, trials, features, labels)
     n = len(data["obs"])
     for _ in tqdm(range(updates), desc="refit actor-critic", mininterval=5):
         idx = torch.randint(n, (batch,))

@@ -536,7 +536,7 @@ class Trainer:
         if self._ac_cache is None or self.grad_steps - self._ac_cache_step >= a.ac_cache_refresh:
             self._ac_cache = None  # dropped before its replacement is built: one cache in memory
             # filtered one task at a time: only one task's copy of its recent trials is held at once
-            parts = [replay_transitions(self.agent, {tid: trials}, self.task_features)
+            parts = [replay_transitions(self.agent, {tid: trials}, self.task_features, self.task_labels)
                      for tid, trials in self.buffers.recent_each(a.ac_recent_trials)]
             if not parts:
                 raise ValueError("actor-critic cache: the replay buffers hold no trials to filter")
@@ -545,7 +545,8 @@ class Trainer:
             self.agent.model.train()  # filtering put it in eval mode
             self._ac_cache_step = self.grad_steps
             if a.search_bc_weight and self.search_buffers.num_trials:
-                self._search_cache = replay_transitions(self.agent, self.search_buffers.stored(), self.task_features)
+                self._search_cache = replay_transitions(self.agent, self.search_buffers.stored(), self.task_features,
+                                                         self.task_labels)
                 self.agent.model.train()
         stats: dict = {}
         for _ in range(a.ac_updates_per_step):

@@ -456,13 +456,16 @@ def test_task_probabilities_join_the_belief_the_actor_sees():
         LatentModel(type(cfg)(task_id_weight=1.0, task_probs_in_belief=True))  # the trainer never set the classes
 
 
-def _port_probs_agent_step(**model_options):
+def _port_probs_agent_step(agent_options: dict | None = None, **model_options):
     """A tiny agent with a task latent (restarting z each episode) and the port probabilities in its
-    belief, plus `model_options`; one model step and one actor-critic step on a batch. Returns the
-    agent, its model config, the beliefs and what the actor-critic step handed SAC.update."""
+    belief, plus `model_options` (and AgentConfig `agent_options`); one model step and one actor-critic
+    step on a batch. Returns the agent, its model config, the beliefs and what the actor-critic step
+    handed SAC.update."""
     from belief.meld.agent import MeldAgent
 
     cfg = tiny_agent_config()
+    for name, value in (agent_options or {}).items():
+        setattr(cfg, name, value)
     m = cfg.model
     m.task_latent_dim, m.restart_z_each_episode = 4, True
     m.task_id_weight, m.task_classes, m.task_probs_in_belief = 1.0, 4, True
@@ -538,6 +541,39 @@ def test_an_actor_committed_to_the_most_probable_port_sees_its_one_hot():
         ModelConfig(actor_commits_to_port=True)
     with pytest.raises(ValueError, match="actor_commits_to_port must be true or false, got 1"):
         ModelConfig(actor_commits_to_port=1)
+
+
+def test_an_actor_critic_trained_on_the_true_port_sees_its_one_hot_in_every_update():
+    """ac_true_port: SAC's critic and actor inputs hold the one-hot of each trial's task_label where the
+    belief holds the head's probabilities, the rest of the belief unchanged, in every transition of the
+    trial; the policy still acts on the head's most probable port. It needs actor_commits_to_port and
+    the labels; non-booleans are refused by name."""
+    torch.manual_seed(0)
+    from belief.meld.agent import AgentConfig
+    from belief.meld.policy import MeldPolicy
+
+    ag, _, beliefs, seen = _port_probs_agent_step({"ac_true_port": True}, actor_commits_to_port=True,
+                                                  actor_sees_task_latent=False)
+    labels = torch.as_tensor(_batch()["task_label"])
+    per_trial = len(seen["obs"]) // len(labels)
+    true_port = F.one_hot(labels, 4).float().repeat_interleave(per_trial, 0)
+    assert not torch.equal(beliefs[..., -4:].argmax(-1)[:, 0], labels)  # the head's guess differs somewhere
+    for key in ("obs", "next_obs", "actor_obs", "next_actor_obs"):
+        assert torch.equal(seen[key][:, -4:], true_port)
+    flat = beliefs[:, ag._cur].reshape(len(seen["obs"]), -1)
+    assert torch.equal(seen["obs"][:, :-4], flat[:, :-4])
+    policy = MeldPolicy(ag.model, ag.sac.actor)
+    belief = beliefs[0, 3]
+    head_port = belief.clone()
+    head_port[-4:] = F.one_hot(belief[-4:].argmax(), 4).float()
+    assert torch.equal(policy.act(belief), policy.act(head_port))
+    b = ag.to_tensors({k: v for k, v in _batch().items() if k != "task_label"})
+    with pytest.raises(ValueError, match="ac_true_port needs batch\\['task_label'\\]"):
+        ag.transitions(beliefs, b)
+    with pytest.raises(ValueError, match="ac_true_port .* needs model.actor_commits_to_port"):
+        AgentConfig(ac_true_port=True)
+    with pytest.raises(ValueError, match="ac_true_port must be true or false, got 'yes'"):
+        AgentConfig(ac_true_port="yes")
 
 
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():

@@ -239,6 +239,26 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
 
 
+def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path):
+    """ac_true_port through the trainer: the i.i.d. cache's port columns are the one-hot of each cached
+    trial's task label, the run trains and exports, and the refit of its checkpoint builds the same view."""
+    from belief.meld.refit import refit_checkpoint
+
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "actor_commits_to_port": True}, "ac_true_port": True, "ac_batch": 8}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    trainer.run()
+    ports = trainer._ac_cache["obs"][:, -4:]
+    assert torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
+        trainer.task_labels[t.task_id] for t in trainer.train_tasks}
+    out = refit_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "refit", updates=2, batch=4,
+                           task_set=env.tasks)
+    policy = LoadedPolicy(export_checkpoint(out, tmp_path / "meld.ts"))
+    action, _ = policy.step(np.zeros((16, 32, 3), np.uint8), np.zeros(2, np.float32), 0.0, policy.initial_state())
+    assert np.isfinite(action).all()
+
+
 @pytest.mark.parametrize("task_latent_dim", [0, 2])
 def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, task_latent_dim):
     """task_probs_in_belief: the trainer sets the classes before the actor is built, so the actor, the
