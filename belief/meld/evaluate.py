@@ -90,6 +90,21 @@ def task_id_accuracy(model, trials, labels: list[int], horizon: int) -> dict[str
     return {"episode_start": h[:, 0].tolist(), "episode_end": h[:, 1].tolist()}
 
 
+def head_ports(trials, horizon: int, classes: int, values: list) -> list[list]:
+    """Per trial, the port the task head names (its probabilities' argmax, the belief's last `classes`
+    columns, task_probs_in_belief) at each episode's first frame, as the label's value (`values[class]`):
+    what a committed actor is handed to go to."""
+    L = horizon + 1
+    return [[values[int(np.argmax(res.beliefs[e * L, -classes:]))] for e in range(len(res.episode_success))]
+            for res in trials]
+
+
+def follows_head(per_trial: list[dict]) -> list[float]:
+    """Per episode, the share of trials that end at the port the head named at the episode's first frame."""
+    return np.asarray([[end == named for end, named in zip(t["port_at_tip"], t["head_port"], strict=True)]
+                       for t in per_trial], float).mean(0).tolist()
+
+
 def _save_figure(fig, path: Path) -> Path:
     """tight_layout, then save atomically (temp file + rename) and close."""
     import matplotlib.pyplot as plt
@@ -374,6 +389,12 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         table["task_id_accuracy"] = task_id_accuracy(
             trainer.agent.model, res["trials"], [labels[t.task_id] for t in tasks
                                                  for _ in range(trials_per_task)], trainer.horizon)
+        if trainer.agent.model.task_probs_in_belief:
+            values = sorted({t.params[trainer.cfg.task_label] for t in [*trainer.tasks.train, *tasks]})
+            named = head_ports(res["trials"], trainer.horizon, trainer.agent.model.task_classes, values)
+            for record, ports in zip(table["per_trial"], named, strict=True):
+                record["head_port"] = ports
+            table["ends_at_head_port"] = follows_head(table["per_trial"])
     where = {"test": "held-out", "train": "training", "fresh": "fresh held-out"}[split]
     lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
              "| ends at a port | ports seated |", "|---|---|---|---|---|---|---|", *_episode_rows(res)]
@@ -393,6 +414,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         lines.append("\ntask head names the " + trainer.cfg.task_label + ", per episode (first / last frame): " +
                      ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(acc["episode_start"], acc["episode_end"],
                                                                      strict=True)))
+    if "ends_at_head_port" in table:
+        lines.append("episode ends at the port the task head named at its first frame, per episode: " +
+                     ", ".join(f"{a:.2f}" for a in table["ends_at_head_port"]))
     lines.append(f"\n{res['n_trials']} trials on {len(tasks)} {where} tasks, {table['env_steps']} env steps")
     if carry_cap or carry_scale != 1.0:  # a tempered read must say so wherever its table is read
         how = f"capped at precision {carry_cap}" if carry_cap else f"scaled by {carry_scale}"

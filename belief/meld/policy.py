@@ -109,12 +109,22 @@ class MeldPolicy(nn.Module):
 
     @torch.no_grad()
     def step_sampled(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
-                     state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stochastic step for data collection: sampled latents and action. (action, state, belief)."""
+                     state: torch.Tensor, handed_port: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stochastic step for data collection: sampled latents and action. (action, state, belief).
+        With `handed_port` (a task class) the actor acts on that port's one-hot in place of the task
+        head's probabilities (meta-training only, TrainConfig.true_port_share); the belief returned is
+        the model's own."""
         n1 = torch.randn(1, self.z1_dim, device=state.device)
         n2 = torch.randn(1, self.z2_dim, device=state.device)
         belief, new_state = self._filter(obs, prev_action, reward, state, n1, n2)
-        mean, log_std = self.actor_net(self.model.actor_input(belief)).chunk(2, dim=-1)
+        seen = belief
+        if handed_port is not None:
+            k = self.model.task_classes
+            if not 0 <= handed_port < k:
+                raise ValueError(f"handed_port must be a task class in [0, {k}), got {handed_port}")
+            seen = torch.cat([belief[:-k], torch.nn.functional.one_hot(torch.tensor(handed_port), k).to(belief)])
+        mean, log_std = self.actor_net(self.model.actor_input(seen)).chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
         return action, new_state, belief

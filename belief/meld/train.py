@@ -117,6 +117,11 @@ class TrainConfig:
     # its episode 2 seated the plug on 0.24 of trials, 0.79 with the belief reset (docs/meld.md). Needs a teacher;
     # 0 <= k < episodes. 0 = every episode
     teacher_labelled_episodes: int = 0
+    # the share of collected trials in which the agent's actor is handed the trial's true port (one-hot)
+    # in place of the task head's probabilities: the agent's own policy going to the port it is told, the
+    # data its true-port actor-critic (agent.ac_true_port, required) trains on; in the rest it is handed
+    # the head's most probable port, as at test time. train.csv's train_port_handed says which. 0 = off
+    true_port_share: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -154,6 +159,12 @@ class TrainConfig:
             if share and not self.teacher:
                 raise ValueError(f"TrainConfig.{name}: the teacher acts in that share of trials, so it needs a "
                                  f"teacher ({NEEDS_TEACHER})")
+        share = self.true_port_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"TrainConfig.true_port_share is a share of the collected trials, in [0, 1], got {share!r}")
+        if share and not self.agent.ac_true_port:
+            raise ValueError("TrainConfig.true_port_share hands the actor the true port it is trained on: it needs "
+                             "agent.ac_true_port")
         if self.teacher_act_share + self.teacher_leads_share > 1.0:
             raise ValueError("TrainConfig.teacher_act_share + teacher_leads_share must be <= 1 (shares of the same "
                              f"trials), got {self.teacher_act_share} + {self.teacher_leads_share}")
@@ -471,12 +482,13 @@ class Trainer:
                           clone_radius=self.cfg.teacher_clone_radius)
 
     def collect(self, task, mode: str, controller=None, controller_episodes: int = 0,
-                labelled_episodes: int = 0) -> TrialResult:
+                labelled_episodes: int = 0, hand_true_port: bool = False) -> TrialResult:
         """One trial into the replay; with `labelled_episodes` = k > 0 the controller's labels after the
-        first k episodes are dropped (NaN)."""
+        first k episodes are dropped (NaN); with `hand_true_port` the actor is handed the task's port."""
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
                            self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller,
-                           controller_episodes=controller_episodes)
+                           controller_episodes=controller_episodes,
+                           handed_port=self.task_labels[task.task_id] if hand_true_port else None)
         if labelled_episodes:
             result.trial.labels[labelled_episodes * (self.horizon + 1):] = np.nan
         self.buffers.add(task.task_id, result.trial)
@@ -624,14 +636,16 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                succ, seated, acted, led = [], [], [], []
+                succ, seated, acted, led, handed = [], [], [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
                     draw = self.rng.random() if cfg.teacher_act_share or cfg.teacher_leads_share else 1.0
                     acts = draw < cfg.teacher_act_share
                     leads = not acts and draw < cfg.teacher_act_share + cfg.teacher_leads_share
+                    hands = not acts and bool(cfg.true_port_share) and self.rng.random() < cfg.true_port_share
                     result = self.collect(task, "scripted" if acts else "sample", teacher, controller_episodes=int(leads),
-                                          labelled_episodes=cfg.teacher_labelled_episodes)
+                                          labelled_episodes=cfg.teacher_labelled_episodes, hand_true_port=hands)
+                    handed.append(hands)
                     succ.append(result.episode_success)
                     acted.append(acts)
                     led.append(leads)
@@ -644,6 +658,7 @@ class Trainer:
                        "train_success_last": float(np.mean([s[-1] for s in succ])),
                        "train_ports_seated_ep1": float(np.mean(seated)),
                        "train_teacher_acted": float(np.mean(acted)), "train_teacher_led": float(np.mean(led)),
+                       "train_port_handed": float(np.mean(handed)),
                        **stats}
                 self.log.write(row)
                 bar.update(1)

@@ -67,7 +67,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
               reward_input: str = "dense", rng: np.random.Generator | None = None,
               seed: int | None = None, decode_reward: bool = False,
               carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
-              controller: ScriptedController | None = None, controller_episodes: int = 0) -> TrialResult:
+              controller: ScriptedController | None = None, controller_episodes: int = 0,
+              handed_port: int | None = None) -> TrialResult:
     """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
 
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
@@ -81,7 +82,9 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     carry_belief=False resets the belief at every episode (an evaluation control: with the same seeds,
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
-    maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`)."""
+    maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`).
+    `handed_port` (mode "sample" only) hands the actor that task class in place of the task head's
+    probabilities (`MeldPolicy.step_sampled`)."""
     if mode not in MODES:
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
     if mode in POLICY_MODES and policy is None:
@@ -91,6 +94,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     if mode == "random" and controller is not None:
         raise ValueError("trial mode 'random': a controller acts in mode 'scripted' or labels a policy's "
                          "trials in 'sample'/'mean', never with random actions")
+    if handed_port is not None and mode != "sample":
+        raise ValueError(f"handed_port hands the collecting actor a port: it needs mode 'sample', got {mode!r}")
     if not is_whole_number(controller_episodes) or not 0 <= controller_episodes <= episodes:
         raise ValueError(f"controller_episodes must be a whole number in [0, episodes = {episodes}], got "
                          f"{controller_episodes!r}")
@@ -132,7 +137,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                     args = (torch.as_tensor(frames[-1], device=device), torch.as_tensor(prev_a, device=device),
                             torch.tensor([r_in], dtype=torch.float32, device=device), state)
                     if mode == "sample":
-                        a_t, state, belief = policy.step_sampled(*args)
+                        a_t, state, belief = policy.step_sampled(*args, handed_port=handed_port)
                     else:
                         belief, state = policy.belief(*args)
                         a_t = policy.act(belief)

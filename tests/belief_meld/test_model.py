@@ -576,6 +576,30 @@ def test_an_actor_critic_trained_on_the_true_port_sees_its_one_hot_in_every_upda
         AgentConfig(ac_true_port="yes")
 
 
+def test_a_collecting_actor_handed_a_port_acts_on_its_one_hot():
+    """MeldPolicy.step_sampled(handed_port=k): the actor's input holds the one-hot of k where the belief
+    holds the head's probabilities (the belief returned is the model's own); a class out of range, and a
+    handed port outside data collection, are refused by name."""
+    from belief.meld.policy import MeldPolicy
+    from belief.meld.trials import run_trial
+
+    torch.manual_seed(0)
+    ag, _, _, _ = _port_probs_agent_step({"ac_true_port": True}, actor_commits_to_port=True)
+    policy = MeldPolicy(ag.model, ag.sac.actor)
+    seen = []
+    policy.actor_net.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    args = (torch.zeros(16, 32, 3, dtype=torch.uint8), torch.zeros(2), torch.zeros(1), policy.initial_state())
+    _, _, belief = policy.step_sampled(*args, handed_port=2)
+    assert torch.equal(seen[-1][..., -4:], torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    assert torch.allclose(belief[-4:].sum(), torch.tensor(1.0)) and not torch.all((belief[-4:] == 0) | (belief[-4:] == 1))
+    policy.step_sampled(*args)
+    assert torch.equal(seen[-1][..., -4:], F.one_hot(seen[-1][..., -4:].argmax(-1), 4).float())
+    with pytest.raises(ValueError, match="handed_port must be a task class in \\[0, 4\\), got 4"):
+        policy.step_sampled(*args, handed_port=4)
+    with pytest.raises(ValueError, match="handed_port .* needs mode 'sample', got 'mean'"):
+        run_trial(None, None, policy, EPISODES, "mean", handed_port=1)
+
+
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
     """task_latent_dim: q(c_t) is N(0, I) times one Gaussian factor per frame 0..t, so its precision only
     grows (the reset frame adds evidence, it cannot erase any), the frames' order does not matter, c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -240,15 +241,24 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
 
 
 def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path):
-    """ac_true_port through the trainer: the i.i.d. cache's port columns are the one-hot of each cached
-    trial's task label, the run trains and exports, and the refit of its checkpoint builds the same view."""
+    """ac_true_port through the trainer: with true_port_share 1 every collected trial hands the actor its
+    port (train.csv says so); the i.i.d. cache's port columns are the one-hot of each cached trial's task
+    label, the run trains and exports, and the refit of its checkpoint builds the same view."""
     from belief.meld.refit import refit_checkpoint
 
     agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
                                "actor_commits_to_port": True}, "ac_true_port": True, "ac_batch": 8}
     env = FakeImageEnv(episode_steps=3)
-    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal"), tmp_path / "ok", env, env.tasks)
+    trainer = Trainer(_cfg(iterations=2, agent=agent, task_label="goal", true_port_share=1.0), tmp_path / "ok", env,
+                      env.tasks)
+    handed = []
+    original = trainer.collect
+    trainer.collect = lambda task, mode, *a, **kw: handed.append((mode, kw.get("hand_true_port"))) or original(
+        task, mode, *a, **kw)
     trainer.run()
+    assert ("sample", True) in handed and ("sample", False) not in handed
+    rows = list(csv.DictReader((tmp_path / "ok" / "train.csv").open()))
+    assert rows and all(float(r["train_port_handed"]) == 1.0 for r in rows)
     ports = trainer._ac_cache["obs"][:, -4:]
     assert torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
         trainer.task_labels[t.task_id] for t in trainer.train_tasks}
@@ -257,6 +267,10 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     policy = LoadedPolicy(export_checkpoint(out, tmp_path / "meld.ts"))
     action, _ = policy.step(np.zeros((16, 32, 3), np.uint8), np.zeros(2, np.float32), 0.0, policy.initial_state())
     assert np.isfinite(action).all()
+    with pytest.raises(ValueError, match="true_port_share .* needs agent.ac_true_port"):
+        _cfg(true_port_share=0.5)
+    with pytest.raises(ValueError, match="true_port_share is a share of the collected trials, in \\[0, 1\\], got 2"):
+        _cfg(agent=agent, true_port_share=2)
 
 
 @pytest.mark.parametrize("task_latent_dim", [0, 2])
@@ -277,6 +291,9 @@ def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, ta
     env = FakeImageEnv(episode_steps=3)
     table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks)
     assert len(table["success_per_episode"]) == 2
+    goals = {t.params["goal"] for t in [*env.tasks.train, *env.tasks.test]}
+    assert all(len(t["head_port"]) == 2 and set(t["head_port"]) <= goals for t in table["per_trial"])
+    assert len(table["ends_at_head_port"]) == 2  # the fake env ends at no port: a share of 0
     if task_latent_dim:  # a capped carry is recorded in the table and said in its markdown
         capped = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks, carry_cap=2.0,
                                      out_dir=tmp_path / "capped")
