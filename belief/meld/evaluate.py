@@ -385,12 +385,13 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
         # the run's classes: the label's values over its own tasks (fresh tasks take the same values)
-        labels = task_label_classes([*trainer.tasks.train, *trainer.tasks.test, *tasks], trainer.cfg.task_label)
+        known = [*trainer.tasks.train, *trainer.tasks.test, *tasks]
+        labels = task_label_classes(known, trainer.cfg.task_label)
         table["task_id_accuracy"] = task_id_accuracy(
             trainer.agent.model, res["trials"], [labels[t.task_id] for t in tasks
                                                  for _ in range(trials_per_task)], trainer.horizon)
         if trainer.agent.model.task_probs_in_belief:
-            values = sorted({t.params[trainer.cfg.task_label] for t in [*trainer.tasks.train, *tasks]})
+            values = sorted({t.params[trainer.cfg.task_label] for t in known})  # class k names values[k]
             named = head_ports(res["trials"], trainer.horizon, trainer.agent.model.task_classes, values)
             for record, ports in zip(table["per_trial"], named, strict=True):
                 record["head_port"] = ports

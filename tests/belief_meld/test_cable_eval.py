@@ -14,6 +14,8 @@ from belief.meld.evaluate import (
     episode2_given_episode1,
     evaluate_policy,
     exact_mcnemar_p,
+    follows_head,
+    head_ports,
     paired_change,
     paired_reads,
 )
@@ -50,6 +52,23 @@ def test_ends_by_correct_port_groups_where_episodes_end_by_the_tasks_port():
     assert ends_by_correct_port(per_trial) == {
         1: {"trials": 1, "ends_at": [{2: 1}, {-1: 1}]},
         3: {"trials": 2, "ends_at": [{2: 2}, {2: 1, 3: 1}]}}
+
+
+def test_head_ports_read_each_episodes_first_frame_and_follows_head_compares_the_ends():
+    """The port the head names is its argmax at each episode's first frame (not a later frame), as the
+    label's value; follows_head is, per episode, the share of trials that end there."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    horizon, values = 2, [10, 20, 30]
+    beliefs = np.zeros((2 * (horizon + 1), 5))  # two belief columns, then three class probabilities
+    beliefs[:, 2:] = [0.1, 0.2, 0.7]  # class 2 everywhere but the two first frames
+    beliefs[0, 2:], beliefs[horizon + 1, 2:] = [0.6, 0.3, 0.1], [0.2, 0.5, 0.3]
+    trial = SimpleNamespace(beliefs=beliefs, episode_success=[False, True])
+    assert head_ports([trial], horizon, 3, values) == [[10, 20]]
+    per_trial = [{"port_at_tip": [10, 30], "head_port": [10, 20]}, {"port_at_tip": [20, 20], "head_port": [10, 20]}]
+    assert follows_head(per_trial) == [0.5, 0.5]
 
 
 def test_episode2_given_episode1_reads_whether_episode_2_moves_on_after_a_failure():

@@ -327,8 +327,8 @@ def test_the_teacher_acts_in_its_share_of_the_collected_trials_and_its_actions_a
     modes: list[str] = []
     collect = trainer.collect
 
-    def recording(task, mode, controller=None, controller_episodes=0, labelled_episodes=0):
-        assert controller_episodes == 0 and labelled_episodes == 0
+    def recording(task, mode, controller=None, controller_episodes=0, labelled_episodes=0, hand_true_port=False):
+        assert controller_episodes == 0 and labelled_episodes == 0 and not hand_true_port
         modes.append(mode)
         return collect(task, mode, controller, controller_episodes, labelled_episodes)
 
