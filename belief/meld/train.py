@@ -152,17 +152,14 @@ class TrainConfig:
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
                              f"({NEEDS_TEACHER})")
-        for name in ("teacher_act_share", "teacher_leads_share"):
+        for name in ("teacher_act_share", "teacher_leads_share", "true_port_share"):
             share = getattr(self, name)
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
                 raise ValueError(f"TrainConfig.{name} is a share of the collected trials, in [0, 1], got {share!r}")
-            if share and not self.teacher:
+            if share and not self.teacher and name != "true_port_share":
                 raise ValueError(f"TrainConfig.{name}: the teacher acts in that share of trials, so it needs a "
                                  f"teacher ({NEEDS_TEACHER})")
-        share = self.true_port_share
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
-            raise ValueError(f"TrainConfig.true_port_share is a share of the collected trials, in [0, 1], got {share!r}")
-        if share and not self.agent.ac_true_port:
+        if self.true_port_share and not self.agent.ac_true_port:
             raise ValueError("TrainConfig.true_port_share hands the actor the true port it is trained on: it needs "
                              "agent.ac_true_port")
         if self.teacher_act_share + self.teacher_leads_share > 1.0:

@@ -260,7 +260,7 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     rows = list(csv.DictReader((tmp_path / "ok" / "train.csv").open()))
     assert rows and all(float(r["train_port_handed"]) == 1.0 for r in rows)
     ports = trainer._ac_cache["obs"][:, -4:]
-    assert torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
+    assert torch.all((ports == 0) | (ports == 1)) and torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
         trainer.task_labels[t.task_id] for t in trainer.train_tasks}
     out = refit_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "refit", updates=2, batch=4,
                            task_set=env.tasks)
