@@ -122,6 +122,11 @@ class TrainConfig:
     # data its true-port actor-critic (agent.ac_true_port, required) trains on; in the rest it is handed
     # the head's most probable port, as at test time. train.csv's train_port_handed says which. 0 = off
     true_port_share: float = 0.0
+    # in those trials the actor is handed the true port from this episode index on, the head's guess
+    # before it: with 1, episode 1 is the agent's own guess in every trial (the failures the task head
+    # learns its next guess from, which handing episode 1 the port took away) and episode 2 practises the
+    # insertion at the true port from wherever episode 1 ended. Needs true_port_share; < episodes. 0 = all
+    true_port_from_episode: int = 0
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -162,6 +167,12 @@ class TrainConfig:
         if self.true_port_share and not self.agent.ac_true_port:
             raise ValueError("TrainConfig.true_port_share hands the actor the true port it is trained on: it needs "
                              "agent.ac_true_port")
+        if self.true_port_from_episode and not self.true_port_share:
+            raise ValueError("TrainConfig.true_port_from_episode says from which episode the handed trials are "
+                             "handed the true port: it needs true_port_share")
+        if not is_whole_number(self.true_port_from_episode) or not 0 <= self.true_port_from_episode < self.episodes:
+            raise ValueError("TrainConfig.true_port_from_episode must be a whole number in [0, episodes = "
+                             f"{self.episodes}), got {self.true_port_from_episode!r}")
         if self.teacher_act_share + self.teacher_leads_share > 1.0:
             raise ValueError("TrainConfig.teacher_act_share + teacher_leads_share must be <= 1 (shares of the same "
                              f"trials), got {self.teacher_act_share} + {self.teacher_leads_share}")
@@ -485,7 +496,8 @@ class Trainer:
         result = run_trial(self.env, task, None if mode == "scripted" else self.policy, self.cfg.episodes, mode,
                            self.cfg.agent.reward_input, self.rng, seed=self._trial_seed(), controller=controller,
                            controller_episodes=controller_episodes,
-                           handed_port=self.task_labels[task.task_id] if hand_true_port else None)
+                           handed_port=self.task_labels[task.task_id] if hand_true_port else None,
+                           handed_from_episode=self.cfg.true_port_from_episode)
         if labelled_episodes:
             result.trial.labels[labelled_episodes * (self.horizon + 1):] = np.nan
         self.buffers.add(task.task_id, result.trial)

@@ -68,7 +68,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
               seed: int | None = None, decode_reward: bool = False,
               carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
               controller: ScriptedController | None = None, controller_episodes: int = 0,
-              handed_port: int | None = None) -> TrialResult:
+              handed_port: int | None = None, handed_from_episode: int = 0) -> TrialResult:
     """Run one trial of `episodes` episodes on `task` and return it in replay-buffer layout.
 
     mode: "random" (uniform actions, no policy needed), "sample" (sampled latents and actions: data
@@ -84,7 +84,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
     maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`).
     `handed_port` (mode "sample" only) hands the actor that task class in place of the task head's
-    probabilities (`MeldPolicy.step_sampled`)."""
+    probabilities (`MeldPolicy.step_sampled`) from episode index `handed_from_episode` on; before it the
+    actor is handed the head's guess, as at test time."""
     if mode not in MODES:
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
     if mode in POLICY_MODES and policy is None:
@@ -96,6 +97,9 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                          "trials in 'sample'/'mean', never with random actions")
     if handed_port is not None and mode != "sample":
         raise ValueError(f"handed_port hands the collecting actor a port: it needs mode 'sample', got {mode!r}")
+    if not is_whole_number(handed_from_episode) or not 0 <= handed_from_episode < episodes:
+        raise ValueError(f"handed_from_episode must be a whole number in [0, episodes = {episodes}), got "
+                         f"{handed_from_episode!r}")
     if not is_whole_number(controller_episodes) or not 0 <= controller_episodes <= episodes:
         raise ValueError(f"controller_episodes must be a whole number in [0, episodes = {episodes}], got "
                          f"{controller_episodes!r}")
@@ -137,7 +141,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                     args = (torch.as_tensor(frames[-1], device=device), torch.as_tensor(prev_a, device=device),
                             torch.tensor([r_in], dtype=torch.float32, device=device), state)
                     if mode == "sample":
-                        a_t, state, belief = policy.step_sampled(*args, handed_port=handed_port)
+                        handed = handed_port if e >= handed_from_episode else None
+                        a_t, state, belief = policy.step_sampled(*args, handed_port=handed)
                     else:
                         belief, state = policy.belief(*args)
                         a_t = policy.act(belief)

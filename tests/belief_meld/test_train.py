@@ -273,6 +273,32 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
         _cfg(agent=agent, true_port_share=2)
 
 
+def test_the_true_port_handed_from_episode_2_leaves_episode_1_to_the_heads_guess(tmp_path):
+    """true_port_from_episode 1: a handed trial's actor acts on the head's guess through episode 1 (every
+    frame of it) and on the trial's true port through episode 2; a trial not handed never is. Out of range,
+    or without true_port_share, it is refused by name."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "actor_commits_to_port": True}, "ac_true_port": True}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(agent=agent, task_label="goal", true_port_share=0.5, true_port_from_episode=1),
+                      tmp_path / "run", env, env.tasks)
+    handed = []
+    original = trainer.policy.step_sampled
+    trainer.policy.step_sampled = lambda *a, handed_port=None: handed.append(handed_port) or original(
+        *a, handed_port=handed_port)
+    task = trainer.train_tasks[0]
+    trainer.collect(task, "sample", hand_true_port=True)
+    frames = env.episode_steps + 1
+    assert handed == [None] * frames + [trainer.task_labels[task.task_id]] * frames
+    handed.clear()
+    trainer.collect(task, "sample")
+    assert handed == [None] * 2 * frames
+    with pytest.raises(ValueError, match="true_port_from_episode .* needs true_port_share"):
+        _cfg(agent=agent, true_port_from_episode=1)
+    with pytest.raises(ValueError, match="true_port_from_episode must be a whole number in \\[0, episodes = 2\\), got 2"):
+        _cfg(agent=agent, true_port_share=0.5, true_port_from_episode=2)
+
+
 @pytest.mark.parametrize("task_latent_dim", [0, 2])
 def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, task_latent_dim):
     """task_probs_in_belief: the trainer sets the classes before the actor is built, so the actor, the
