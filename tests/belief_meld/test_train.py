@@ -277,6 +277,8 @@ def test_the_true_port_handed_from_episode_2_leaves_episode_1_to_the_heads_guess
     """true_port_from_episode 1: a handed trial's actor acts on the head's guess through episode 1 (every
     frame of it) and on the trial's true port through episode 2; a trial not handed never is. Out of range,
     or without true_port_share, it is refused by name."""
+    from belief.meld.trials import run_trial
+
     agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
                                "actor_commits_to_port": True}, "ac_true_port": True}
     env = FakeImageEnv(episode_steps=3)
@@ -293,6 +295,8 @@ def test_the_true_port_handed_from_episode_2_leaves_episode_1_to_the_heads_guess
     handed.clear()
     trainer.collect(task, "sample")
     assert handed == [None] * 2 * frames
+    with pytest.raises(ValueError, match="handed_from_episode must be a whole number in \\[0, episodes = 2\\), got 2"):
+        run_trial(env, task, trainer.policy, 2, "sample", handed_port=1, handed_from_episode=2)
     with pytest.raises(ValueError, match="true_port_from_episode .* needs true_port_share"):
         _cfg(agent=agent, true_port_from_episode=1)
     with pytest.raises(ValueError, match="true_port_from_episode must be a whole number in \\[0, episodes = 2\\), got 2"):
