@@ -128,6 +128,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         prev_a, rew_d, rew_s = np.zeros(action_dim, np.float32), 0.0, 0.0
         success, ret, done, info = False, 0.0, False, {}
         seated.append([])
+        episode_port = handed_port if e >= handed_from_episode else None  # the port the actor is handed
         if controller is not None:
             controller.start_episode()
         for k in range(horizon + 1):
@@ -141,8 +142,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                     args = (torch.as_tensor(frames[-1], device=device), torch.as_tensor(prev_a, device=device),
                             torch.tensor([r_in], dtype=torch.float32, device=device), state)
                     if mode == "sample":
-                        handed = handed_port if e >= handed_from_episode else None
-                        a_t, state, belief = policy.step_sampled(*args, handed_port=handed)
+                        a_t, state, belief = policy.step_sampled(*args, handed_port=episode_port)
                     else:
                         belief, state = policy.belief(*args)
                         a_t = policy.act(belief)
