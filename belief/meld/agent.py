@@ -179,7 +179,8 @@ class MeldAgent:
         cfg = self.cfg
         mask = self._mask.expand_as(b["reward_dense"])
         loss, terms, post = self.model.elbo(b["images"], b["actions"], self._rewards(b, cfg.reward_input),
-                                            self._rewards(b, cfg.reward_target), mask, b.get("task_label"))
+                                            self._rewards(b, cfg.reward_target), mask, b.get("task_label"),
+                                            b.get("task_label_mask"))
         self.model_optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)

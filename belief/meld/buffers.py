@@ -5,7 +5,8 @@ of episode e. ``actions[t]`` is the action taken at frame t (zero on the last fr
 which is the "reset" the next frame's prev_action sees); ``reward_*[t]`` is the reward that arrived
 with frame t (zero on each episode's first frame, masked out of the reward likelihood); ``labels[t]``
 is a teacher's action for frame t (NaN where none labelled it: a teacher's actions are cloned, never
-executed or filtered; see `belief.meld.trials.run_trial`).
+executed or filtered; see `belief.meld.trials.run_trial`). ``handed`` (one per trial) says the collecting
+actor was handed the trial's true port (TrainConfig.true_port_share).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FIELDS = ("images", "actions", "reward_dense", "reward_sparse", "labels")
+FIELDS = ("images", "actions", "reward_dense", "reward_sparse", "labels", "handed")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Trial:
     success: np.ndarray  # (E,) bool: success in each episode
     task_id: str = ""
     labels: np.ndarray | None = None  # (T, A) float32, a teacher's action per frame, NaN = none; None = no teacher
+    handed: bool = False  # the collecting actor was handed the true port (not the task head's guess)
 
     def __post_init__(self):
         T = len(self.images)
@@ -52,6 +54,7 @@ class SequenceBuffer:
         self.reward_dense = np.zeros((capacity, seq_len), np.float32)
         self.reward_sparse = np.zeros((capacity, seq_len), np.float32)
         self.labels = np.full((capacity, seq_len, action_dim), np.nan, np.float32)
+        self.handed = np.zeros(capacity, np.bool_)
         self.size = 0
         self.next = 0
 
@@ -64,6 +67,7 @@ class SequenceBuffer:
         self.reward_dense[i] = trial.reward_dense
         self.reward_sparse[i] = trial.reward_sparse
         self.labels[i] = trial.labels
+        self.handed[i] = trial.handed
         self.next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -106,10 +110,13 @@ class SequenceBuffer:
 
         adopt: a full buffer takes over the given memory instead of copying it (a resumed run would
         otherwise hold its replay data twice); only for data nothing else uses, e.g. a loaded checkpoint.
-        Checkpoints from before teacher labels hold none: their trials load unlabelled (NaN)."""
+        Checkpoints from before teacher labels hold none: their trials load unlabelled (NaN); those from
+        before handed trials load unhanded."""
+        actions = np.asarray(data["actions"])
         if "labels" not in data:
-            actions = np.asarray(data["actions"])
             data = {**data, "labels": np.full(actions.shape, np.nan, np.float32)}
+        if "handed" not in data:
+            data = {**data, "handed": np.zeros(len(actions), np.bool_)}
         rows = {k: np.asarray(data[k])[-self.capacity:] for k in FIELDS}
         n = len(rows["images"])
         for k in FIELDS:

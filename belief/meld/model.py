@@ -535,11 +535,12 @@ class LatentModel(nn.Module):
 
     def elbo(self, images: torch.Tensor, actions: torch.Tensor, reward_in: torch.Tensor,
              reward_target: torch.Tensor, reward_mask: torch.Tensor | None = None,
-             task_labels: torch.Tensor | None = None):
+             task_labels: torch.Tensor | None = None, task_label_mask: torch.Tensor | None = None):
         """Negative ELBO (to minimise) over a batch of sequences, its terms, and the posterior.
 
         images uint8 (B,T,H,W,3); actions (B,T,A); reward_in / reward_target / reward_mask (B,T);
-        task_labels (B,) int, needed when the task-identification term is on."""
+        task_labels (B,) int, needed when the task-identification term is on; task_label_mask (B,) bool,
+        the trials the task head learns from (None = all; a batch of none gives the term 0)."""
         post = self.posterior(images, actions, reward_in, sample=True)
         B, T = actions.shape[:2]
         # z1 prior at each step from the previous *posterior* sample (as SLAC/MELD).
@@ -583,7 +584,15 @@ class LatentModel(nn.Module):
             if task_labels is None:
                 raise ValueError("the task-identification term (task_id_weight > 0) needs task_labels")
             ce, acc = self.task_id_terms(self.task_head_input(post["mu2"], post.get("mu_c")), task_labels)
-            terms["task_id_ce"], terms["task_id_acc"] = ce.mean(), acc.mean()
+            if task_label_mask is None:
+                terms["task_id_ce"], terms["task_id_acc"] = ce.mean(), acc.mean()
+            else:
+                if tuple(task_label_mask.shape) != (B,):
+                    raise ValueError(f"task_label_mask must hold one flag per trial, shape ({B},), got "
+                                     f"{tuple(task_label_mask.shape)}")
+                m = task_label_mask.to(ce.dtype).unsqueeze(1).expand_as(ce)
+                terms["task_id_ce"] = (ce * m).sum() / m.sum().clamp_min(1.0)
+                terms["task_id_acc"] = (acc * m).sum() / m.sum().clamp_min(1.0)
             loss = loss + self.cfg.task_id_weight * terms["task_id_ce"]
         return loss, terms, post
 

@@ -127,6 +127,10 @@ class TrainConfig:
     # learns its next guess from, which handing episode 1 the port took away) and episode 2 practises the
     # insertion at the true port from wherever episode 1 ended. Needs true_port_share; < episodes. 0 = all
     true_port_from_episode: int = 0
+    # the task head does not learn from the handed trials: there every episode is spent at the true port,
+    # so a failure (a missed insertion) happens at the true port and the head learned "failed at k => k"
+    # and named port k again after an own-guess failure at k (docs/meld.md). Needs true_port_share
+    task_head_skips_handed: bool = False
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -170,6 +174,12 @@ class TrainConfig:
         if self.true_port_from_episode and not self.true_port_share:
             raise ValueError("TrainConfig.true_port_from_episode says from which episode the handed trials are "
                              "handed the true port: it needs true_port_share")
+        if not isinstance(self.task_head_skips_handed, bool):  # a YAML typo must not switch it on
+            raise ValueError(f"TrainConfig.task_head_skips_handed must be true or false, got "
+                             f"{self.task_head_skips_handed!r}")
+        if self.task_head_skips_handed and not (self.true_port_share and self.agent.model.task_id_weight > 0):
+            raise ValueError("TrainConfig.task_head_skips_handed keeps the handed trials out of the task head's "
+                             "loss: it needs true_port_share and agent.model.task_id_weight > 0")
         if not is_whole_number(self.true_port_from_episode) or not 0 <= self.true_port_from_episode < self.episodes:
             raise ValueError("TrainConfig.true_port_from_episode must be a whole number in [0, episodes = "
                              f"{self.episodes}), got {self.true_port_from_episode!r}")
@@ -529,6 +539,8 @@ class Trainer:
             batch = self.buffers.sample(self.cfg.batch_trials, self.rng, tasks)
             if self.task_labels:
                 batch["task_label"] = np.array([self.task_labels[t] for t in batch["task_id"]])
+                if self.cfg.task_head_skips_handed:
+                    batch["task_label_mask"] = ~batch["handed"]
             if self.task_features:
                 batch["task_features"] = np.stack([self.task_features[t] for t in batch["task_id"]])
             cached = actor_critic and self.cfg.agent.ac_batch > 0

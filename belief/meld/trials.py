@@ -179,7 +179,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
         final_infos.append(info)
     trial = Trial(np.stack(frames), np.stack(actions), np.asarray(r_dense, np.float32),
                   np.asarray(r_sparse, np.float32), np.asarray(successes), getattr(task, "task_id", ""),
-                  np.stack(labels))
+                  np.stack(labels), handed=handed_port is not None)
     result = TrialResult(trial, successes, returns, finals, episode_final_info=final_infos,
                          episode_ports_seated=seated)
     if beliefs:

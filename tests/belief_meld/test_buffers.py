@@ -93,6 +93,25 @@ def test_whole_sequences_are_sampled_per_task():
     assert bufs.num_trials == 4
 
 
+def test_the_handed_flag_of_each_trial_is_kept_sampled_and_checkpointed():
+    """Trial.handed (the actor was handed the true port) rides with its trial through the ring, the
+    oldest-first state and a reload; a checkpoint from before the flag loads every trial unhanded."""
+    buf = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    for v in range(5):
+        t = _trial(v)
+        t.handed = v % 2 == 1
+        buf.add(t)
+    state = buf.state_dict()
+    assert state["reward_dense"][:, 0].tolist() == [2, 3, 4] and state["handed"].tolist() == [False, True, False]
+    copy = SequenceBuffer(3, 6, (4, 8, 3), 2)
+    copy.load_state_dict(state)
+    got = copy.get(np.arange(3))
+    assert (got["reward_dense"][:, 0] % 2 == 1).tolist() == got["handed"].tolist()
+    old = {k: v for k, v in state.items() if k != "handed"}
+    copy.load_state_dict(old)
+    assert not copy.stored()["handed"].any() and copy.size == 3
+
+
 def test_bad_input_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="capacity"):
         SequenceBuffer(0, 6, (4, 8, 3), 2)

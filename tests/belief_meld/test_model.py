@@ -110,9 +110,9 @@ def test_sparse_agent_sees_sparse_and_reconstructs_dense():
     seen = {}
     orig = ag.model.elbo
 
-    def spy(images, actions, reward_in, reward_target, mask, task_labels=None):
+    def spy(images, actions, reward_in, reward_target, *rest):
         seen["in"], seen["target"] = reward_in, reward_target
-        return orig(images, actions, reward_in, reward_target, mask, task_labels)
+        return orig(images, actions, reward_in, reward_target, *rest)
 
     ag.model.elbo = spy
     ag.model_step(b)
@@ -223,6 +223,29 @@ def test_task_identification_term_reads_the_task_from_the_belief_mean():
     with pytest.raises(ValueError, match="task_labels"):
         model.elbo(b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
     assert LatentModel(tiny_agent_config().model).task_head is None  # off by default (MELD)
+
+
+def test_task_label_mask_keeps_the_unflagged_trials_out_of_the_task_identification_term():
+    """task_label_mask: the task-id term (and its accuracy) average over the flagged trials only; a batch
+    with none flagged adds nothing; a mask not one flag per trial is refused by name."""
+    b = {k: torch.as_tensor(v) for k, v in _batch().items()}
+    cfg = tiny_agent_config().model
+    cfg.task_id_weight, cfg.task_classes = 0.5, 4
+    model = LatentModel(cfg)
+    labels, keep = torch.tensor([0, 3, 1]), torch.tensor([True, False, True])
+    args = (b["images"], b["actions"], b["reward_dense"], b["reward_dense"])
+    torch.manual_seed(3)
+    loss, terms, post = model.elbo(*args, task_labels=labels, task_label_mask=keep)
+    ce, acc = model.task_id_terms(post["mu2"], labels)
+    assert torch.allclose(terms["task_id_ce"], ce[keep].mean()) and torch.allclose(terms["task_id_acc"], acc[keep].mean())
+    assert not torch.allclose(terms["task_id_ce"], ce.mean())
+    plain = -(terms["image_log_lik"] + 8.0 * terms["reward_log_lik"] - terms["kl"])
+    assert torch.allclose(loss, plain + 0.5 * terms["task_id_ce"])
+    torch.manual_seed(3)
+    _, none, _ = model.elbo(*args, task_labels=labels, task_label_mask=torch.zeros(3, dtype=torch.bool))
+    assert none["task_id_ce"].item() == 0.0
+    with pytest.raises(ValueError, match="task_label_mask must hold one flag per trial, shape \\(3,\\), got \\(2,\\)"):
+        model.elbo(*args, task_labels=labels, task_label_mask=keep[:2])
 
 
 def test_belief_columns_name_the_parts_of_the_belief():

@@ -303,6 +303,35 @@ def test_the_true_port_handed_from_episode_2_leaves_episode_1_to_the_heads_guess
         _cfg(agent=agent, true_port_share=0.5, true_port_from_episode=2)
 
 
+def test_the_task_head_skips_the_handed_trials(tmp_path):
+    """task_head_skips_handed: collected trials remember whether the actor was handed the true port, and
+    every model step's task-id term is masked to the trials that were not (each keeps its label, which the
+    true-port actor-critic reads). Without true_port_share it is refused by name."""
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "actor_commits_to_port": True}, "ac_true_port": True}
+    env = FakeImageEnv(episode_steps=3)
+    trainer = Trainer(_cfg(agent=agent, task_label="goal", true_port_share=0.5, task_head_skips_handed=True,
+                           batch_trials=8), tmp_path / "run", env, env.tasks)
+    task = trainer.train_tasks[0]
+    trainer.collect(task, "sample", hand_true_port=True)
+    trainer.collect(task, "sample")
+    assert trainer.buffers.buffers[task.task_id].stored()["handed"].tolist() == [True, False]
+    batches, seen = [], []
+    step, elbo = trainer.agent.model_step, trainer.agent.model.elbo
+    trainer.agent.model_step = lambda b: batches.append(b) or step(b)
+    trainer.agent.model.elbo = lambda *a, **kw: seen.append((a[5], a[6])) or elbo(*a, **kw)
+    trainer.train_steps(4)
+    assert len(seen) == len(batches) == 4
+    for b, (labels, keep) in zip(batches, seen, strict=True):
+        assert torch.equal(keep, ~b["handed"])  # the task head learns from the trials not handed, only
+        assert labels.tolist() == [trainer.task_labels[task.task_id]] * 8  # every trial keeps its label
+    assert {bool(k) for _, keep in seen for k in keep} == {True, False}
+    with pytest.raises(ValueError, match="task_head_skips_handed .* needs true_port_share"):
+        _cfg(agent=agent, task_head_skips_handed=True)
+    with pytest.raises(ValueError, match="task_head_skips_handed must be true or false, got 'yes'"):
+        _cfg(agent=agent, true_port_share=0.5, task_head_skips_handed="yes")
+
+
 @pytest.mark.parametrize("task_latent_dim", [0, 2])
 def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, task_latent_dim):
     """task_probs_in_belief: the trainer sets the classes before the actor is built, so the actor, the
