@@ -99,6 +99,14 @@ def head_ports(trials, horizon: int, classes: int, values: list) -> list[list]:
             for res in trials]
 
 
+def head_port_changes(trials, horizon: int, classes: int) -> list[list[int]]:
+    """Per trial, how often the head's most probable port changes within each episode (frame to frame):
+    each change re-targets a committed actor mid-episode."""
+    L = horizon + 1
+    return [[int(np.count_nonzero(np.diff(np.argmax(res.beliefs[e * L:(e + 1) * L, -classes:], -1))))
+             for e in range(len(res.episode_success))] for res in trials]
+
+
 def follows_head(per_trial: list[dict]) -> list[float]:
     """Per episode, the share of trials that end at the port the head named at the episode's first frame."""
     return np.asarray([[end == named for end, named in zip(t["port_at_tip"], t["head_port"], strict=True)]
@@ -393,9 +401,11 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         if trainer.agent.model.task_probs_in_belief:
             values = sorted({t.params[trainer.cfg.task_label] for t in known})  # class k names values[k]
             named = head_ports(res["trials"], trainer.horizon, trainer.agent.model.task_classes, values)
-            for record, ports in zip(table["per_trial"], named, strict=True):
-                record["head_port"] = ports
+            changes = head_port_changes(res["trials"], trainer.horizon, trainer.agent.model.task_classes)
+            for record, ports, n in zip(table["per_trial"], named, changes, strict=True):
+                record["head_port"], record["head_port_changes"] = ports, n
             table["ends_at_head_port"] = follows_head(table["per_trial"])
+            table["head_port_changes"] = np.asarray(changes, float).mean(0).tolist()
     where = {"test": "held-out", "train": "training", "fresh": "fresh held-out"}[split]
     lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
              "| ends at a port | ports seated |", "|---|---|---|---|---|---|---|", *_episode_rows(res)]
@@ -418,6 +428,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     if "ends_at_head_port" in table:
         lines.append("episode ends at the port the task head named at its first frame, per episode: " +
                      ", ".join(f"{a:.2f}" for a in table["ends_at_head_port"]))
+        lines.append("head's port changes within an episode (mean per trial, per episode): "
+                     + ", ".join(f"{a:.2f}" for a in table["head_port_changes"]))
     lines.append(f"\n{res['n_trials']} trials on {len(tasks)} {where} tasks, {table['env_steps']} env steps")
     if carry_cap or carry_scale != 1.0:  # a tempered read must say so wherever its table is read
         how = f"capped at precision {carry_cap}" if carry_cap else f"scaled by {carry_scale}"

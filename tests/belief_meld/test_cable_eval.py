@@ -15,6 +15,7 @@ from belief.meld.evaluate import (
     evaluate_policy,
     exact_mcnemar_p,
     follows_head,
+    head_port_changes,
     head_ports,
     paired_change,
     paired_reads,
@@ -69,6 +70,14 @@ def test_head_ports_read_each_episodes_first_frame_and_follows_head_compares_the
     assert head_ports([trial], horizon, 3, values) == [[10, 20]]
     per_trial = [{"port_at_tip": [10, 30], "head_port": [10, 20]}, {"port_at_tip": [20, 20], "head_port": [10, 20]}]
     assert follows_head(per_trial) == [0.5, 0.5]
+    # episode 1 names class 0 then 2, 2 (one change); episode 2 names 1, 2, 2 (one change); none across the
+    # boundary between them is counted
+    assert head_port_changes([trial], horizon, 3) == [[1, 1]]
+    beliefs[1, 2:] = [0.9, 0.05, 0.05]  # episode 1: 0, 0, 2 -> still one change; episode 2 untouched
+    assert head_port_changes([trial], horizon, 3) == [[1, 1]]
+    beliefs[2, 2:] = [0.05, 0.9, 0.05]  # episode 1: 0, 0, 1 -> one; then episode 2 starts at 1 (no change)
+    beliefs[horizon + 2, 2:] = [0.9, 0.05, 0.05]  # episode 2: 1, 0, 2 -> two
+    assert head_port_changes([trial], horizon, 3) == [[1, 2]]
 
 
 def test_episode2_given_episode1_reads_whether_episode_2_moves_on_after_a_failure():

@@ -353,6 +353,8 @@ def test_task_probabilities_in_the_belief_train_evaluate_and_export(tmp_path, ta
     goals = {t.params["goal"] for t in [*env.tasks.train, *env.tasks.test]}
     assert all(len(t["head_port"]) == 2 and set(t["head_port"]) <= goals for t in table["per_trial"])
     assert len(table["ends_at_head_port"]) == 2  # the fake env ends at no port: a share of 0
+    assert len(table["head_port_changes"]) == 2 and all(
+        len(t["head_port_changes"]) == 2 and all(0 <= n <= 3 for n in t["head_port_changes"]) for t in table["per_trial"])
     if task_latent_dim:  # a capped carry is recorded in the table and said in its markdown
         capped = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks, carry_cap=2.0,
                                      out_dir=tmp_path / "capped")
