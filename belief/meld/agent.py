@@ -104,6 +104,10 @@ class AgentConfig:
         for name in ("privileged_critic", "ac_mix", "task_gated_actor", "ac_true_port"):  # a YAML typo ("ture")
             if not isinstance(getattr(self, name), bool):  # must not switch one on
                 raise ValueError(f"AgentConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.model.actor_holds_episode_port and not self.ac_true_port:
+            raise ValueError("model.actor_holds_episode_port holds the port the actor acts on over an episode, which "
+                             "the filtered sequences it trains on do not: it needs ac_true_port (the actor trains on "
+                             "the true port)")
         if self.ac_true_port and not self.model.actor_commits_to_port:
             raise ValueError("AgentConfig.ac_true_port trains the actor on a one-hot of the true port, so acting it "
                              "must be handed a one-hot too: it needs model.actor_commits_to_port")

@@ -197,8 +197,10 @@ def plot_run(run_dir: str | Path) -> Path | None:
     return _save_figure(fig, run_dir / "training.png")
 
 
-def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None):
-    """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty)."""
+def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None,
+                 model_overrides: dict | None = None):
+    """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty);
+    `model_overrides` replace fields of its agent.model config (acting options that add no weights)."""
     from belief.checkpoint import load as load_checkpoint
     from belief.meld.train import TrainConfig, Trainer
 
@@ -207,6 +209,9 @@ def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set
         raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
     cfg_dict = dict(state["config"])
     cfg_dict["device"] = device
+    if model_overrides:
+        agent = dict(cfg_dict["agent"])
+        cfg_dict["agent"] = {**agent, "model": {**agent["model"], **model_overrides}}
     cfg = TrainConfig(**cfg_dict)
     trainer = Trainer(cfg, Path(checkpoint).parent, env, task_set)
     trainer.agent.load_state_dict(state["agent"], weights_only=True)
@@ -337,7 +342,7 @@ def _episode_rows(res: dict, label: str = "") -> list[str]:
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
                         reset_control: bool = False, split: str = "test", carry_scale: float = 1.0,
-                        carry_cap: float = 0.0) -> dict:
+                        carry_cap: float = 0.0, hold_episode_port: bool = False) -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
     split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
@@ -352,7 +357,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     carry_scale: k < 1 carries the task latent's evidence scaled by k into later episodes (the same
     port estimate, less confident): does the carried belief's confidence, not its content, cost them?
     carry_cap: p > 0 caps the carried evidence at precision p per dimension instead, keeping the
-    estimate (`MeldPolicy.capped_state`: weak evidence, a failed episode's, is carried whole)."""
+    estimate (`MeldPolicy.capped_state`: weak evidence, a failed episode's, is carried whole).
+    hold_episode_port: act with agent.model.actor_holds_episode_port on (the committed actor held to the
+    port the head names at each episode's first frame) whatever the checkpoint was trained with."""
     if trials_per_task < 1:
         raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
     if n_tasks < 0:
@@ -367,7 +374,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         raise ValueError("MELD evaluation: --carry-cap and --carry-scale are two ways to temper the carry; give one")
     from belief.meld.train import fresh_tasks, task_label_classes
 
-    trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
+    trainer, state = load_trainer(checkpoint, env=env, task_set=task_set,
+                                  model_overrides={"actor_holds_episode_port": True} if hold_episode_port else None)
     for flag, value, active in (("--carry-scale", carry_scale, 0.0 < carry_scale < 1.0),
                                 ("--carry-cap", carry_cap, carry_cap > 0.0)):
         if active and not trainer.policy.task_latent_dim:
@@ -388,6 +396,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     table["split"] = split
     table["carry_scale"] = carry_scale
     table["carry_cap"] = carry_cap
+    table["holds_episode_port"] = trainer.policy.holds_port
     if "correct_port_per_episode" in res:
         table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
@@ -435,6 +444,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         how = f"capped at precision {carry_cap}" if carry_cap else f"scaled by {carry_scale}"
         lines.append(f"carried belief: the task latent's evidence {how} at each later episode's start "
                      "(a diagnostic; MELD carries it whole)")
+    if trainer.policy.holds_port:
+        lines.append("the actor is held to the port the head named at each episode's first frame "
+                     "(agent.model.actor_holds_episode_port; the head's port changes read 0 by construction)")
     if reset_control:
         lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
                      "identical, so only later episodes are listed")
@@ -468,7 +480,8 @@ def eval_command(args) -> int:
                             getattr(args, "out", None), reset_control=bool(getattr(args, "reset_control", False)),
                             split=getattr(args, "split", None) or "test",
                             carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale,
-                            carry_cap=getattr(args, "carry_cap", None) or 0.0)
+                            carry_cap=getattr(args, "carry_cap", None) or 0.0,
+                            hold_episode_port=bool(getattr(args, "hold_episode_port", False)))
     return 0
 
 
@@ -490,6 +503,9 @@ def main(argv=None) -> int:
     p.add_argument("--carry-cap", type=float, default=0.0,
                    help="instead, cap the carried evidence at this precision per task-latent dimension, keeping "
                         "the estimate (0 = no cap): weak evidence, e.g. a failed episode's, is carried whole")
+    p.add_argument("--hold-episode-port", action="store_true",
+                   help="hold the committed actor to the port the task head names at each episode's first frame "
+                        "(agent.model.actor_holds_episode_port), whatever the checkpoint was trained with")
     return eval_command(p.parse_args(argv))
 
 

@@ -124,6 +124,13 @@ class ModelConfig:
     # actor kept a habitual port whatever the one-hot said (docs/meld.md, twenty-seventh session).
     # False = the probabilities (MELD).
     actor_commits_to_port: bool = False
+    # true: acting, the committed actor is held to the port the head names at each episode's first frame
+    # (the reset frame) for the whole episode; the belief's port probabilities are those of that frame
+    # (`MeldPolicy`, exported step alike). The head's argmax flipped 3 times a trial within episode 1
+    # (docs/meld.md, thirtieth session), each flip re-targeting the arm mid-reach. Needs
+    # actor_commits_to_port and an actor-critic trained on the true port (agent.ac_true_port), which
+    # never sees the head's probabilities. False = the head's current argmax at every step.
+    actor_holds_episode_port: bool = False
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -181,6 +188,12 @@ class ModelConfig:
         if self.actor_commits_to_port and not self.task_probs_in_belief:
             raise ValueError("ModelConfig.actor_commits_to_port turns the task head's port probabilities into the "
                              "most probable port for the actor: it needs task_probs_in_belief")
+        if not isinstance(self.actor_holds_episode_port, bool):
+            raise ValueError(f"ModelConfig.actor_holds_episode_port must be true or false, got "
+                             f"{self.actor_holds_episode_port!r}")
+        if self.actor_holds_episode_port and not self.actor_commits_to_port:
+            raise ValueError("ModelConfig.actor_holds_episode_port holds the committed actor's port over an episode: "
+                             "it needs actor_commits_to_port")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -346,6 +359,7 @@ class LatentModel(nn.Module):
         self.task_probs_in_belief = bool(cfg.task_probs_in_belief)
         self.actor_sees_task_latent = bool(cfg.actor_sees_task_latent)
         self.actor_commits_to_port = bool(cfg.actor_commits_to_port)
+        self.actor_holds_episode_port = bool(cfg.actor_holds_episode_port)
         self.task_classes = int(cfg.task_classes) if self.task_probs_in_belief else 0
         # actor_input is the identity: the actor and the critic see the same belief (a plain attribute, not a
         # property: TorchScript compiles a module's properties)

@@ -5,7 +5,9 @@ then, with a task latent, the running sums of its factors' precisions and weight
 ``first_flag`` is 1 at the start of a trial (first-step posterior q(z1|x_0), p(z2|z1)), then 0. The belief
 is *not* reset at episode boundaries inside a trial: that is how episode 2 knows which port was right
 (with ModelConfig.restart_z_each_episode z restarts at the reset frame, prev_action all zeros, and the
-task latent's sums alone carry over).
+task latent's sums alone carry over). With ModelConfig.actor_holds_episode_port the state ends with
+the port probabilities of the episode's first frame (k), which the belief carries in place of the
+current ones for the rest of the episode.
 `step` is deterministic (posterior means as latents, mean action tanh(mu)); `step_sampled` draws the
 latents and the action, as during data collection. Both run the same code, so training, evaluation and
 the exported module agree.
@@ -33,7 +35,9 @@ class MeldPolicy(nn.Module):
         self.z2_dim = model.z2_dim
         self.z1_dim = model.z1_dim
         self.task_latent_dim = model.task_latent_dim
-        self.state_dim = 1 + model.z2_dim + 2 * model.task_latent_dim
+        self.holds_port = model.actor_holds_episode_port
+        self.task_classes = model.task_classes
+        self.state_dim = 1 + model.z2_dim + 2 * model.task_latent_dim + (model.task_classes if self.holds_port else 0)
 
     @torch.jit.export
     def initial_state(self) -> torch.Tensor:
@@ -50,8 +54,8 @@ class MeldPolicy(nn.Module):
             raise ValueError(f"carried evidence scale must be in [0, 1], got {scale}")
         if self.task_latent_dim == 0:
             raise ValueError("a tempered carry needs the task latent (agent.model.task_latent_dim > 0)")
-        z2_end = 1 + self.z2_dim
-        return torch.cat([state[:z2_end], state[z2_end:] * scale])
+        z2_end, c2 = 1 + self.z2_dim, 2 * self.task_latent_dim
+        return torch.cat([state[:z2_end], state[z2_end:z2_end + c2] * scale, state[z2_end + c2:]])
 
     @torch.jit.unused
     def capped_state(self, state: torch.Tensor, cap: float) -> torch.Tensor:
@@ -87,9 +91,17 @@ class MeldPolicy(nn.Module):
         mu_c: Optional[torch.Tensor] = None  # noqa: UP045
         std_c: Optional[torch.Tensor] = None  # noqa: UP045
         if self.task_latent_dim > 0:
-            mu_c, std_c, sums = self.model.task_step(feat, a_prev, state[z2_end:].unsqueeze(0))
+            sums_end = z2_end + 2 * self.task_latent_dim
+            mu_c, std_c, sums = self.model.task_step(feat, a_prev, state[z2_end:sums_end].unsqueeze(0))
             parts.append(sums[0])
         belief = self.model.belief_vector(mu1, std1, mu2, std2, mu_c, std_c)[0]
+        if self.holds_port:
+            # the reset frame (and a trial's first) takes the head's probabilities; later frames keep them
+            k = self.task_classes
+            held = torch.where(first | self.model.reset_frame(a_prev)[0], belief[belief.shape[0] - k:],
+                               state[state.shape[0] - k:])
+            belief = torch.cat([belief[:belief.shape[0] - k], held])
+            parts.append(held)
         return belief, torch.cat(parts)
 
     @torch.jit.export

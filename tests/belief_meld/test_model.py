@@ -623,6 +623,54 @@ def test_a_collecting_actor_handed_a_port_acts_on_its_one_hot():
         run_trial(None, None, policy, EPISODES, "mean", handed_port=1)
 
 
+def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_path):
+    """actor_holds_episode_port: the policy's belief carries the head's probabilities of the episode's
+    first frame (trial start or a reset frame, prev_action all zeros) through the episode, the rest of
+    the belief the same as without the hold; the exported step does the same. It needs a committed
+    actor and ac_true_port; non-booleans are refused by name."""
+    import copy
+
+    from belief.meld.agent import AgentConfig
+    from belief.meld.export import build_metadata, export_policy
+    from belief.meld.policy import MeldPolicy
+    from belief.policy_file import LoadedPolicy
+    from tests.belief_meld.test_export import ENV_META
+
+    torch.manual_seed(0)
+    ag, m, _, _ = _port_probs_agent_step({"ac_true_port": True}, actor_commits_to_port=True)
+    free = MeldPolicy(ag.model, ag.sac.actor)
+    held_model = copy.deepcopy(ag.model)
+    held_model.actor_holds_episode_port = True
+    held = MeldPolicy(held_model, ag.sac.actor)
+    assert held.state_dim == free.state_dim + 4
+    g = torch.Generator().manual_seed(1)
+    frames = [torch.randint(0, 255, (16, 32, 3), dtype=torch.uint8, generator=g) for _ in range(6)]
+    prev = [torch.zeros(2), torch.ones(2), -torch.ones(2), torch.zeros(2), torch.ones(2), torch.ones(2)]
+    s_free, s_held, free_b, held_b = free.initial_state(), held.initial_state(), [], []
+    for x, a in zip(frames, prev, strict=True):
+        b, s_free = free.belief(x, a, torch.zeros(1), s_free)
+        h, s_held = held.belief(x, a, torch.zeros(1), s_held)
+        free_b.append(b)
+        held_b.append(h)
+    for t, (b, h) in enumerate(zip(free_b, held_b, strict=True)):
+        start = 0 if t < 3 else 3  # frames 0 and 3 start an episode
+        assert torch.allclose(h[:-4], b[:-4], atol=1e-6) and torch.allclose(h[-4:], free_b[start][-4:], atol=1e-6)
+    assert any(not torch.allclose(free_b[t][-4:], free_b[0][-4:]) for t in (1, 2))  # the head did move
+    loaded = LoadedPolicy(export_policy(held, build_metadata(ag.cfg, ENV_META, held.state_dim), tmp_path / "held.ts"))
+    state, hstate = loaded.initial_state(), held.initial_state()
+    for x, a in zip(frames, prev, strict=True):
+        action, state = loaded.step(x.numpy(), a.numpy(), 0.0, state)
+        with torch.no_grad():
+            want, hstate = held.step(x, a, torch.zeros(1), hstate)
+        np.testing.assert_allclose(action, want.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="actor_holds_episode_port .* needs actor_commits_to_port"):
+        ModelConfig(task_id_weight=1.0, task_probs_in_belief=True, actor_holds_episode_port=True)
+    with pytest.raises(ValueError, match="actor_holds_episode_port must be true or false, got 1"):
+        ModelConfig(actor_holds_episode_port=1)
+    with pytest.raises(ValueError, match="actor_holds_episode_port .* needs ac_true_port"):
+        AgentConfig(model={**vars(m), "actor_holds_episode_port": True})
+
+
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
     """task_latent_dim: q(c_t) is N(0, I) times one Gaussian factor per frame 0..t, so its precision only
     grows (the reset frame adds evidence, it cannot erase any), the frames' order does not matter, c
