@@ -262,6 +262,13 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     ports = trainer._ac_cache["obs"][:, -4:]
     assert torch.all((ports == 0) | (ports == 1)) and torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
         trainer.task_labels[t.task_id] for t in trainer.train_tasks}
+    # acting held to each episode's first-frame port: said in the table, and the head's port never changes
+    held = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks, hold_episode_port=True,
+                               out_dir=tmp_path / "held")
+    assert held["holds_episode_port"] and held["head_port_changes"] == [0.0, 0.0]
+    assert "held to the port the head named" in (tmp_path / "held" / "eval_table.md").read_text()
+    assert not evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks,
+                                   out_dir=tmp_path / "free")["holds_episode_port"]
     out = refit_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "refit", updates=2, batch=4,
                            task_set=env.tasks)
     policy = LoadedPolicy(export_checkpoint(out, tmp_path / "meld.ts"))
