@@ -125,7 +125,8 @@ class TrainConfig:
     # in those trials the actor is handed the true port from this episode index on, the head's guess
     # before it: with 1, episode 1 is the agent's own guess in every trial (the failures the task head
     # learns its next guess from, which handing episode 1 the port took away) and episode 2 practises the
-    # insertion at the true port from wherever episode 1 ended. Needs true_port_share; < episodes. 0 = all
+    # reach and insertion at the true port (from the ready pose, as every episode). Needs true_port_share;
+    # < episodes. 0 = all
     true_port_from_episode: int = 0
     # the task head does not learn from the handed trials: there every episode is spent at the true port,
     # so a failure (a missed insertion) happens at the true port and the head learned "failed at k => k"
