@@ -147,13 +147,12 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.task_id_weight must be >= 0, got {self.task_id_weight}")
         if self.task_id_weight > 0 and self.task_classes == 1:
             raise ValueError("ModelConfig.task_classes must be >= 2 for the task-identification term")
-        if not isinstance(self.task_probs_in_belief, bool):
-            raise ValueError(f"ModelConfig.task_probs_in_belief must be true or false, got {self.task_probs_in_belief!r}")
+        for name in ("task_probs_in_belief", "episode_start_input", "carry_z2_over_reset", "restart_z_each_episode",
+                     "actor_sees_task_latent", "actor_commits_to_port", "actor_holds_episode_port"):
+            if not isinstance(getattr(self, name), bool):  # a YAML typo ("ture") must not switch one on
+                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.task_probs_in_belief and self.task_id_weight <= 0:
             raise ValueError("ModelConfig.task_probs_in_belief needs the task head: set task_id_weight > 0")
-        for name in ("episode_start_input", "carry_z2_over_reset", "restart_z_each_episode"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"ModelConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if not is_whole_number(self.task_latent_dim) or self.task_latent_dim < 0:
             raise ValueError(f"ModelConfig.task_latent_dim must be a whole number >= 0 (0 = MELD), got "
                              f"{self.task_latent_dim!r}")
@@ -176,21 +175,12 @@ class ModelConfig:
         if self.task_evidence_cap and self.task_evidence_carry != 1.0:
             raise ValueError("ModelConfig.task_evidence_cap and task_evidence_carry both temper the carried task "
                              "evidence (cap vs scale): set one")
-        if not isinstance(self.actor_sees_task_latent, bool):
-            raise ValueError(f"ModelConfig.actor_sees_task_latent must be true or false, got "
-                             f"{self.actor_sees_task_latent!r}")
         if not self.actor_sees_task_latent and not (self.task_latent_dim and self.task_probs_in_belief):
             raise ValueError("ModelConfig.actor_sees_task_latent: false hides the task latent from the actor and "
                              "leaves it the port probabilities: it needs task_latent_dim > 0 and task_probs_in_belief")
-        if not isinstance(self.actor_commits_to_port, bool):
-            raise ValueError(f"ModelConfig.actor_commits_to_port must be true or false, got "
-                             f"{self.actor_commits_to_port!r}")
         if self.actor_commits_to_port and not self.task_probs_in_belief:
             raise ValueError("ModelConfig.actor_commits_to_port turns the task head's port probabilities into the "
                              "most probable port for the actor: it needs task_probs_in_belief")
-        if not isinstance(self.actor_holds_episode_port, bool):
-            raise ValueError(f"ModelConfig.actor_holds_episode_port must be true or false, got "
-                             f"{self.actor_holds_episode_port!r}")
         if self.actor_holds_episode_port and not self.actor_commits_to_port:
             raise ValueError("ModelConfig.actor_holds_episode_port holds the committed actor's port over an episode: "
                              "it needs actor_commits_to_port")
