@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+
 
 def _algorithms() -> list[str]:
     from belief.registry import ALGORITHMS
@@ -49,12 +51,14 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=["test", "train", "fresh"], default=None,
                    help="MELD: tasks to run, held-out (test, default), training tasks, or 40 fresh tasks "
                         "from the same distribution")
+    p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("-o", "--output", required=True, help="policy.ts (TorchScript) or policy.pt2 (torch.export)")
     p.add_argument("--task", help="task id whose demonstrations seed PERIL's belief (e.g. reach2d-test-00)")
+    p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
     p.set_defaults(func=_export)
 
 
@@ -94,7 +98,8 @@ def _eval(args: argparse.Namespace) -> int:
     if len(handlers) > 1:
         raise ValueError(f"cannot compare checkpoints of {sorted(algos)} in one table: evaluate them separately")
     meld_only = [flag for flag, used in (("--trials", args.trials is not None), ("--reset-control", args.reset_control),
-                                         ("--split", args.split is not None)) if used]
+                                         ("--split", args.split is not None),
+                                         ("--hold-episode-port", args.hold_episode_port)) if used]
     if meld_only and algos != {"meld"}:
         raise ValueError(f"{', '.join(meld_only)} apply to MELD checkpoints only, not {sorted(algos)}")
     return entry(sorted(algos)[0], "eval")(args)
@@ -103,4 +108,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from belief.registry import entry
 
-    return entry(_checkpoint_algo(args.checkpoint), "export")(args)
+    algo = _checkpoint_algo(args.checkpoint)
+    if args.hold_episode_port and algo != "meld":
+        raise ValueError(f"--hold-episode-port applies to MELD checkpoints only, not {algo!r}")
+    return entry(algo, "export")(args)

@@ -198,21 +198,14 @@ def plot_run(run_dir: str | Path) -> Path | None:
 
 
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None,
-                 model_overrides: dict | None = None):
+                 hold_episode_port: bool = False):
     """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty);
-    `model_overrides` replace fields of its agent.model config (acting options that add no weights)."""
-    from belief.checkpoint import load as load_checkpoint
+    hold_episode_port: act held to each episode's first port (see load_meld_checkpoint)."""
+    from belief.meld.checkpoints import load_meld_checkpoint
     from belief.meld.train import TrainConfig, Trainer
 
-    state = load_checkpoint(checkpoint)
-    if state.get("algo") != "meld":
-        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
-    cfg_dict = dict(state["config"])
-    cfg_dict["device"] = device
-    if model_overrides:
-        agent = dict(cfg_dict["agent"])
-        cfg_dict["agent"] = {**agent, "model": {**agent["model"], **model_overrides}}
-    cfg = TrainConfig(**cfg_dict)
+    state = load_meld_checkpoint(checkpoint, hold_episode_port)
+    cfg = TrainConfig(**{**state["config"], "device": device})
     trainer = Trainer(cfg, Path(checkpoint).parent, env, task_set)
     trainer.agent.load_state_dict(state["agent"], weights_only=True)
     return trainer, state
@@ -375,7 +368,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     from belief.meld.train import fresh_tasks, task_label_classes
 
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set,
-                                  model_overrides={"actor_holds_episode_port": True} if hold_episode_port else None)
+                                  hold_episode_port=hold_episode_port)
     for flag, value, active in (("--carry-scale", carry_scale, 0.0 < carry_scale < 1.0),
                                 ("--carry-cap", carry_cap, carry_cap > 0.0)):
         if active and not trainer.policy.task_latent_dim:
@@ -486,6 +479,8 @@ def eval_command(args) -> int:
 
 
 def main(argv=None) -> int:
+    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+
     p = argparse.ArgumentParser(prog="python -m belief.meld.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--trials", type=int, default=1, help="trials per held-out task")
@@ -503,9 +498,7 @@ def main(argv=None) -> int:
     p.add_argument("--carry-cap", type=float, default=0.0,
                    help="instead, cap the carried evidence at this precision per task-latent dimension, keeping "
                         "the estimate (0 = no cap): weak evidence, e.g. a failed episode's, is carried whole")
-    p.add_argument("--hold-episode-port", action="store_true",
-                   help="hold the committed actor to the port the task head names at each episode's first frame "
-                        "(agent.model.actor_holds_episode_port), whatever the checkpoint was trained with")
+    p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
     return eval_command(p.parse_args(argv))
 
 

@@ -29,7 +29,8 @@ def build_metadata(agent_cfg, env_meta: dict, state_dim: int) -> PolicyMetadata:
         env=env_meta.get("env", ""),
         extra={"deterministic": True, "episodes_per_trial": env_meta.get("episodes", 2),
                "reset_belief": "per trial (not per episode)",
-               "episode_start_inputs": "prev_action=0, reward=0", "filter_final_frame": True},
+               "episode_start_inputs": "prev_action=0, reward=0", "filter_final_frame": True,
+               "holds_episode_port": bool(agent_cfg.model.actor_holds_episode_port)},
     )
 
 
@@ -41,14 +42,15 @@ def export_policy(policy: MeldPolicy, meta: PolicyMetadata, path: str | Path) ->
     return save_policy(module, meta, path)
 
 
-def export_checkpoint(checkpoint: str | Path, output: str | Path) -> Path:
-    """Rebuild the agent from a MELD checkpoint and export its deterministic per-step policy."""
-    from belief.checkpoint import load as load_checkpoint
-    from belief.meld.agent import AgentConfig, MeldAgent
+def export_checkpoint(checkpoint: str | Path, output: str | Path, hold_episode_port: bool = False) -> Path:
+    """Rebuild the agent from a MELD checkpoint and export its deterministic per-step policy.
 
-    state = load_checkpoint(checkpoint)
-    if state.get("algo") != "meld":
-        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+    hold_episode_port: the policy acts with agent.model.actor_holds_episode_port on (the committed actor
+    held to the port the task head names at each episode's first frame), whatever it was trained with."""
+    from belief.meld.agent import AgentConfig, MeldAgent
+    from belief.meld.checkpoints import load_meld_checkpoint
+
+    state = load_meld_checkpoint(checkpoint, hold_episode_port)
     cfg = AgentConfig(**state["config"]["agent"])
     env_meta = state["env_meta"]
     agent = MeldAgent(cfg, env_meta["episodes"], env_meta["horizon"])
@@ -60,8 +62,8 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path) -> Path:
 
 
 def export_command(args) -> int:
-    """`meldbot export CHECKPOINT -o policy.ts|policy.pt2` for MELD checkpoints."""
-    path = export_checkpoint(args.checkpoint, args.output)
+    """`meldbot export CHECKPOINT -o policy.ts|policy.pt2 [--hold-episode-port]` for MELD checkpoints."""
+    path = export_checkpoint(args.checkpoint, args.output, bool(getattr(args, "hold_episode_port", False)))
     print(f"exported MELD policy to {path}")
     return 0
 
@@ -69,9 +71,12 @@ def export_command(args) -> int:
 def main(argv=None) -> int:
     import argparse
 
+    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+
     p = argparse.ArgumentParser(prog="python -m belief.meld.export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="policy.ts or policy.pt2")
+    p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
     return export_command(p.parse_args(argv))
 
 

@@ -299,7 +299,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
     """Filter a checkpoint's replay trials (or, with fresh > 0, that many new deterministic trials per
     training task) and probe for task parameter `label`; writes json + png."""
     from belief.checkpoint import atomic_write_text
-    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.checkpoints import load_meld_checkpoint
     from belief.meld.evaluate import load_trainer
     from belief.meld.train import TrainConfig, task_set_of
 
@@ -309,9 +309,7 @@ def probe_checkpoint(checkpoint: str | Path, label: str = "port", frames: list[i
         trainer, state = load_trainer(checkpoint, env=env, task_set=task_set)
         cfg, tasks, model = trainer.cfg, trainer.tasks, trainer.agent.model
     else:
-        state = load_checkpoint(checkpoint)
-        if state.get("algo") != "meld":
-            raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+        state = load_meld_checkpoint(checkpoint)
         cfg = TrainConfig(**{**state["config"], "device": "cpu"})
         tasks = task_set if task_set is not None else task_set_of(cfg)
         model = LatentModel(cfg.agent.model)

@@ -47,16 +47,14 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
                      seed: int = 0, task_set=None) -> Path:
     """Refit the actor-critic (see module doc); writes out_dir/checkpoint.pt and returns its path."""
     from belief.checkpoint import atomic_save
-    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.checkpoints import load_meld_checkpoint
     from belief.meld.train import TrainConfig, task_descriptors, task_label_classes, task_set_of
 
     if updates < 1 or batch < 1:
         raise ValueError(f"refit: updates and batch must be >= 1, got {updates} and {batch}")
     if (Path(out_dir) / "checkpoint.pt").resolve() == Path(checkpoint).resolve():
         raise ValueError(f"refit: --out {out_dir} would overwrite the checkpoint it refits; pick another folder")
-    state = load_checkpoint(checkpoint)
-    if state.get("algo") != "meld":
-        raise ValueError(f"{checkpoint}: not a MELD checkpoint (algo={state.get('algo')!r})")
+    state = load_meld_checkpoint(checkpoint)
     if not state.get("buffers"):
         raise ValueError(f"{checkpoint}: holds no replay trials to refit on")
     torch.manual_seed(seed)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from belief.checkpoint import load as load_checkpoint
-from belief.meld.evaluate import evaluate_checkpoint, paired_reads
+from belief.meld.evaluate import evaluate_checkpoint, load_trainer, paired_reads
 from belief.meld.export import export_checkpoint
 from belief.meld.train import TrainConfig, Trainer
 from belief.policy_file import LoadedPolicy
@@ -82,6 +82,8 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
             evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, **bad)
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
     assert policy.metadata.algo == "meld" and policy.metadata.observation.shape == [16, 32, 3]
+    with pytest.raises(ValueError, match="actor_holds_episode_port .* needs actor_commits_to_port"):
+        export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "held.ts", hold_episode_port=True)
 
 
 def test_resume_continues_bit_for_bit(tmp_path):
@@ -269,6 +271,26 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     assert "held to the port the head named" in (tmp_path / "held" / "eval_table.md").read_text()
     assert not evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks,
                                    out_dir=tmp_path / "free")["holds_episode_port"]
+    # exported held: the same steps as the held policy evaluate acts with, its state k longer, said in the metadata
+    from meldbot.cli import main as meldbot
+
+    assert meldbot(["export", str(tmp_path / "ok" / "checkpoint.pt"), "-o", str(tmp_path / "held.ts"),
+                    "--hold-episode-port"]) == 0
+    held_file = LoadedPolicy(tmp_path / "held.ts")
+    free_file = LoadedPolicy(export_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "free.ts"))
+    assert held_file.metadata.extra["holds_episode_port"] and not free_file.metadata.extra["holds_episode_port"]
+    assert held_file.metadata.state_dim == free_file.metadata.state_dim + 4
+    held_policy = load_trainer(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks,
+                               hold_episode_port=True)[0].policy
+    g = torch.Generator().manual_seed(3)
+    state, want_state = held_file.initial_state(), held_policy.initial_state()
+    for t in range(6):
+        x = torch.randint(0, 255, (16, 32, 3), dtype=torch.uint8, generator=g)
+        prev = torch.zeros(2) if t in (0, 3) else torch.rand(2, generator=g) * 2 - 1  # frame 3 starts episode 2
+        action, state = held_file.step(x.numpy(), prev.numpy(), 0.0, state)
+        with torch.no_grad():
+            want, want_state = held_policy.step(x, prev, torch.zeros(1), want_state)
+        np.testing.assert_allclose(action, want.numpy(), atol=1e-5)
     out = refit_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "refit", updates=2, batch=4,
                            task_set=env.tasks)
     policy = LoadedPolicy(export_checkpoint(out, tmp_path / "meld.ts"))
