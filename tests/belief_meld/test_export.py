@@ -42,3 +42,17 @@ def test_sparse_agent_exports_for_the_sparse_reward_topic(agent):
     agent.cfg.reward_input = "sparse"
     meta = build_metadata(agent.cfg, ENV_META, 6)
     assert meta.reward_topic == "reward/sparse" and meta.extra["deterministic"] is True
+
+
+def test_export_evaluate_and_refit_refuse_another_algorithms_checkpoint(tmp_path):
+    """Every MELD command reads checkpoints through one reader, which names a PEARL/PERIL checkpoint."""
+    from belief.checkpoint import atomic_save
+    from belief.meld.evaluate import load_trainer
+    from belief.meld.export import export_checkpoint
+    from belief.meld.refit import refit_checkpoint
+
+    path = atomic_save({"algo": "pearl", "config": {}}, tmp_path / "pearl.pt")
+    for read in (lambda: export_checkpoint(path, tmp_path / "p.ts", hold_episode_port=True),
+                 lambda: load_trainer(path), lambda: refit_checkpoint(path, tmp_path / "refit", 1, 1)):
+        with pytest.raises(ValueError, match="pearl.pt: not a MELD checkpoint \\(algo='pearl'\\)"):
+            read()
