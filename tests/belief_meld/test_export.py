@@ -44,15 +44,17 @@ def test_sparse_agent_exports_for_the_sparse_reward_topic(agent):
     assert meta.reward_topic == "reward/sparse" and meta.extra["deterministic"] is True
 
 
-def test_export_evaluate_and_refit_refuse_another_algorithms_checkpoint(tmp_path):
+def test_export_evaluate_refit_and_probe_refuse_another_algorithms_checkpoint(tmp_path):
     """Every MELD command reads checkpoints through one reader, which names a PEARL/PERIL checkpoint."""
     from belief.checkpoint import atomic_save
     from belief.meld.evaluate import load_trainer
     from belief.meld.export import export_checkpoint
+    from belief.meld.probe import probe_checkpoint
     from belief.meld.refit import refit_checkpoint
 
     path = atomic_save({"algo": "pearl", "config": {}}, tmp_path / "pearl.pt")
     for read in (lambda: export_checkpoint(path, tmp_path / "p.ts", hold_episode_port=True),
-                 lambda: load_trainer(path), lambda: refit_checkpoint(path, tmp_path / "refit", 1, 1)):
+                 lambda: load_trainer(path), lambda: refit_checkpoint(path, tmp_path / "refit", 1, 1),
+                 lambda: probe_checkpoint(path)):
         with pytest.raises(ValueError, match="pearl.pt: not a MELD checkpoint \\(algo='pearl'\\)"):
             read()

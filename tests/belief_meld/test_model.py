@@ -817,3 +817,12 @@ def test_carried_sums_stay_finite_over_many_episodes():
     prec, wmean = model.carried_sums(ones, ones, reset)
     assert torch.isfinite(prec).all() and torch.allclose(prec[0, -1], torch.full((2,), 1 / 0.9))
     assert torch.equal(prec, wmean)
+
+
+@pytest.mark.parametrize("name", ["task_probs_in_belief", "episode_start_input", "carry_z2_over_reset",
+                                  "restart_z_each_episode", "actor_sees_task_latent", "actor_commits_to_port",
+                                  "actor_holds_episode_port"])
+def test_every_true_or_false_model_option_refuses_anything_else_by_name(name):
+    """A YAML typo ("ture") must not switch an option on: each of ModelConfig's flags names the bad value."""
+    with pytest.raises(ValueError, match=f"ModelConfig.{name} must be true or false, got 'ture'"):
+        ModelConfig(**{name: "ture"})
