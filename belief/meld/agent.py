@@ -151,6 +151,24 @@ def build_sac(cfg: AgentConfig) -> SAC:
     return SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim, actor_net=actor_net)
 
 
+def gate_plain_actor(sac_state: dict[str, torch.Tensor], experts: int) -> dict[str, torch.Tensor]:
+    """A SAC state dict whose actor is a plain MLP, rewritten for a task-gated actor (task_gated_actor)
+    of the same sizes: the hidden layers as they are and every expert's head a copy of the plain last
+    layer, so the gated actor starts acting exactly as the plain one (the gate sums to one) and each head
+    then learns from its own port's transitions only. A state already gated is returned as it is."""
+    if not any(k.startswith("actor.net.heads.") for k in sac_state) and "actor.net.0.weight" in sac_state:
+        layers = sorted({int(k.split(".")[2]) for k in sac_state if k.startswith("actor.net.")})
+        state = {}
+        for key, value in sac_state.items():
+            if key.startswith("actor.net."):
+                index = int(key.split(".")[2])
+                value = value.repeat(experts, *[1] * (value.dim() - 1)) if index == layers[-1] else value
+                key = "actor.net.heads." + key[len("actor.net."):]
+            state[key] = value
+        return state
+    return sac_state
+
+
 class MeldAgent:
     def __init__(self, cfg: AgentConfig, episodes: int, horizon: int, device: str = "cpu"):
         self.cfg, self.episodes, self.horizon = cfg, episodes, horizon

@@ -34,7 +34,7 @@ import yaml
 from belief.checkpoint import atomic_save, atomic_write_text
 from belief.checkpoint import load as load_checkpoint
 from belief.checks import is_whole_number
-from belief.meld.agent import AgentConfig, MeldAgent
+from belief.meld.agent import AgentConfig, MeldAgent, gate_plain_actor
 from belief.meld.buffers import TaskBuffers
 from belief.meld.policy import MeldPolicy
 from belief.meld.trials import TrialResult, run_trial
@@ -610,8 +610,11 @@ class Trainer:
         parts = [("model", self.agent.model)] if self.cfg.warm_start_model else []
         parts += [("sac", self.agent.sac)] if self.cfg.warm_start_actor_critic else []
         for key, module in parts:
+            weights = state["agent"][key]
+            if key == "sac" and self.cfg.agent.task_gated_actor:  # a plain actor grows a head per port
+                weights = gate_plain_actor(weights, self.cfg.agent.model.task_classes)
             try:
-                module.load_state_dict(state["agent"][key])
+                module.load_state_dict(weights)
             except RuntimeError as exc:  # another architecture: name the run and the part, not a tensor dump
                 raise ValueError(f"warm start from {src}: its {key} weights do not fit this agent's config "
                                  f"(same agent.model / agent.sac sizes needed): {str(exc).splitlines()[0]}") from exc

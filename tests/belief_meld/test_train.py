@@ -137,6 +137,31 @@ def test_warm_start_takes_the_shaped_agents_model_and_actor_critic(tmp_path):
         _cfg(warm_start_model=True)
 
 
+def test_warm_start_grows_a_plain_actor_a_head_per_port(tmp_path):
+    """task_gated_actor warm-started from a plain actor: every port's head is the plain actor's last
+    layer, so the gated actor acts exactly as the plain one did whatever port it is handed; the trunk
+    and the critic are taken as they are."""
+    model = {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}
+    _run(_cfg(iterations=1, agent={**TINY, "model": model}, task_label="goal"), tmp_path / "plain")
+    plain = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["agent"]["sac"]
+    actors = {}
+    for gated in (True, False):
+        cfg = _cfg(iterations=0, pretrain_steps=0, task_label="goal", warm_start=str(tmp_path / "plain"),
+                   warm_start_model=True, warm_start_actor_critic=True,
+                   agent={**TINY, "model": model, "task_gated_actor": gated})
+        env = FakeImageEnv(episode_steps=3)
+        trainer = Trainer(cfg, tmp_path / f"gated_{gated}", env, env.tasks)
+        trainer.warm_start()
+        actors[gated] = trainer.agent.sac.actor
+    assert actors[True].net.experts == 4
+    assert torch.equal(actors[True].net.heads[0].weight, plain["actor.net.0.weight"])
+    for name, tensor in trainer.agent.sac.critic.state_dict().items():
+        assert torch.equal(tensor, plain[f"critic.{name}"])
+    beliefs = torch.randn(4, trainer.agent.sac.feature_dim)
+    beliefs[:, -4:] = torch.eye(4)  # each port handed once
+    assert torch.allclose(actors[True].act_mean(beliefs), actors[False].act_mean(beliefs), atol=1e-6)
+
+
 def test_bad_config_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("episodes: 2\nlearning_rate: 3\n")
