@@ -616,6 +616,10 @@ class Trainer:
             try:
                 module.load_state_dict(weights)
             except RuntimeError as exc:  # another architecture: name the run and the part, not a tensor dump
+                if key == "sac" and any(k.startswith("actor.net.heads.") for k in weights):
+                    raise ValueError(f"warm start from {src}: its actor has a head per port (agent.task_gated_actor: "
+                                     "true) and this agent's does not: set agent.task_gated_actor=true (a gated "
+                                     "actor can start from a plain one, not the reverse)") from exc
                 raise ValueError(f"warm start from {src}: its {key} weights do not fit this agent's config "
                                  f"(same agent.model / agent.sac sizes needed): {str(exc).splitlines()[0]}") from exc
         self.env_steps = int(state["counters"]["env_steps"])  # the data was paid for: keep counting from there

@@ -160,6 +160,18 @@ def test_warm_start_grows_a_plain_actor_a_head_per_port(tmp_path):
     beliefs = torch.randn(4, trainer.agent.sac.feature_dim)
     beliefs[:, -4:] = torch.eye(4)  # each port handed once
     assert torch.allclose(actors[True].act_mean(beliefs), actors[False].act_mean(beliefs), atol=1e-6)
+    gated = {**TINY, "model": model, "task_gated_actor": True}
+    _run(_cfg(iterations=1, agent=gated, task_label="goal"), tmp_path / "gated_run")
+    cfg = _cfg(iterations=0, pretrain_steps=0, task_label="goal", warm_start=str(tmp_path / "gated_run"),
+               warm_start_model=True, warm_start_actor_critic=True, agent={**TINY, "model": model})
+    with pytest.raises(ValueError, match="its actor has a head per port .* set agent.task_gated_actor=true"):
+        Trainer(cfg, tmp_path / "plain_from_gated", env, env.tasks).warm_start()
+    cfg = _cfg(iterations=0, pretrain_steps=0, task_label="goal", warm_start=str(tmp_path / "gated_run"),
+               warm_start_model=True, warm_start_actor_critic=True, agent=gated)
+    trainer = Trainer(cfg, tmp_path / "gated_from_gated", env, env.tasks)
+    trainer.warm_start()  # a gated actor's heads are taken as they are
+    saved = load_checkpoint(tmp_path / "gated_run" / "checkpoint.pt")["agent"]["sac"]
+    assert all(torch.equal(t, saved[k]) for k, t in trainer.agent.sac.state_dict().items())
 
 
 def test_bad_config_is_refused(tmp_path):
