@@ -151,12 +151,17 @@ def build_sac(cfg: AgentConfig) -> SAC:
     return SAC(cfg.model.belief_dim, cfg.model.action_dim, cfg.sac, critic_feature_dim=critic_dim, actor_net=actor_net)
 
 
+def has_gated_actor(sac_state: dict[str, torch.Tensor]) -> bool:
+    """Whether a SAC state dict's actor has a head per port (AgentConfig.task_gated_actor)."""
+    return any(k.startswith("actor.net.heads.") for k in sac_state)
+
+
 def gate_plain_actor(sac_state: dict[str, torch.Tensor], experts: int) -> dict[str, torch.Tensor]:
     """A SAC state dict whose actor is a plain MLP, rewritten for a task-gated actor (task_gated_actor)
     of the same sizes: the hidden layers as they are and every expert's head a copy of the plain last
     layer, so the gated actor starts acting exactly as the plain one (the gate sums to one) and each head
     then learns from its own port's transitions only. A state already gated is returned as it is."""
-    if not any(k.startswith("actor.net.heads.") for k in sac_state) and "actor.net.0.weight" in sac_state:
+    if not has_gated_actor(sac_state) and "actor.net.0.weight" in sac_state:
         layers = sorted({int(k.split(".")[2]) for k in sac_state if k.startswith("actor.net.")})
         state = {}
         for key, value in sac_state.items():

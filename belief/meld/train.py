@@ -34,7 +34,7 @@ import yaml
 from belief.checkpoint import atomic_save, atomic_write_text
 from belief.checkpoint import load as load_checkpoint
 from belief.checks import is_whole_number
-from belief.meld.agent import AgentConfig, MeldAgent, gate_plain_actor
+from belief.meld.agent import AgentConfig, MeldAgent, gate_plain_actor, has_gated_actor
 from belief.meld.buffers import TaskBuffers
 from belief.meld.policy import MeldPolicy
 from belief.meld.trials import TrialResult, run_trial
@@ -616,7 +616,7 @@ class Trainer:
             try:
                 module.load_state_dict(weights)
             except RuntimeError as exc:  # another architecture: name the run and the part, not a tensor dump
-                if key == "sac" and any(k.startswith("actor.net.heads.") for k in weights):
+                if key == "sac" and has_gated_actor(weights):
                     raise ValueError(f"warm start from {src}: its actor has a head per port (agent.task_gated_actor: "
                                      "true) and this agent's does not: set agent.task_gated_actor=true (a gated "
                                      "actor can start from a plain one, not the reverse)") from exc

@@ -144,7 +144,7 @@ def test_warm_start_grows_a_plain_actor_a_head_per_port(tmp_path):
     model = {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True}
     _run(_cfg(iterations=1, agent={**TINY, "model": model}, task_label="goal"), tmp_path / "plain")
     plain = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["agent"]["sac"]
-    actors = {}
+    sacs = {}
     for gated in (True, False):
         cfg = _cfg(iterations=0, pretrain_steps=0, task_label="goal", warm_start=str(tmp_path / "plain"),
                    warm_start_model=True, warm_start_actor_critic=True,
@@ -152,14 +152,14 @@ def test_warm_start_grows_a_plain_actor_a_head_per_port(tmp_path):
         env = FakeImageEnv(episode_steps=3)
         trainer = Trainer(cfg, tmp_path / f"gated_{gated}", env, env.tasks)
         trainer.warm_start()
-        actors[gated] = trainer.agent.sac.actor
-    assert actors[True].net.experts == 4
-    assert torch.equal(actors[True].net.heads[0].weight, plain["actor.net.0.weight"])
-    for name, tensor in trainer.agent.sac.critic.state_dict().items():
+        sacs[gated] = trainer.agent.sac
+    assert sacs[True].actor.net.experts == 4
+    assert torch.equal(sacs[True].actor.net.heads[0].weight, plain["actor.net.0.weight"])
+    for name, tensor in sacs[True].critic.state_dict().items():  # the gated agent's critic, as it was
         assert torch.equal(tensor, plain[f"critic.{name}"])
-    beliefs = torch.randn(4, trainer.agent.sac.feature_dim)
+    beliefs = torch.randn(4, sacs[True].feature_dim)
     beliefs[:, -4:] = torch.eye(4)  # each port handed once
-    assert torch.allclose(actors[True].act_mean(beliefs), actors[False].act_mean(beliefs), atol=1e-6)
+    assert torch.allclose(sacs[True].actor.act_mean(beliefs), sacs[False].actor.act_mean(beliefs), atol=1e-6)
     gated = {**TINY, "model": model, "task_gated_actor": True}
     _run(_cfg(iterations=1, agent=gated, task_label="goal"), tmp_path / "gated_run")
     cfg = _cfg(iterations=0, pretrain_steps=0, task_label="goal", warm_start=str(tmp_path / "gated_run"),
