@@ -757,15 +757,21 @@ def train(cfg: TrainConfig, run_dir, resume: bool = False, env=None, task_set=No
     return Trainer(cfg, run_dir, env, task_set).run(resume)
 
 
-def train_command(args) -> int:
-    """`meldbot train --algo meld --env widowx_cable [--config FILE] [--out DIR] [--resume] [--device cuda]`."""
-    config = getattr(args, "config", None) or "config/train_meld.yaml"
+def parse_set_options(items: list[str]) -> dict:
+    """{KEY: value} from `--set KEY=VALUE` strings, each value read as YAML (later ones win)."""
     overrides = {}
-    for item in getattr(args, "set", None) or []:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def train_command(args) -> int:
+    """`meldbot train --algo meld --env widowx_cable [--config FILE] [--out DIR] [--resume] [--device cuda]`."""
+    config = getattr(args, "config", None) or "config/train_meld.yaml"
+    overrides = parse_set_options(getattr(args, "set", None) or [])
     explicit = {key: getattr(args, key, None) for key in ("env", "device", "seed", "iterations")}
     cfg = TrainConfig.from_yaml(config, **{**explicit, **overrides})  # --set KEY=VALUE wins
     out = getattr(args, "out", None) or getattr(args, "run_dir", None) or f"runs/meld_{cfg.env}_s{cfg.seed}"
