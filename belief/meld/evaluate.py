@@ -169,6 +169,7 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
 
 def plot_run(run_dir: str | Path) -> Path | None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -191,6 +192,9 @@ def plot_run(run_dir: str | Path) -> Path | None:
     for k in sorted(k for k in ev if k.startswith("success_ep")):
         axes[2].plot(ev["env_steps"], ev[k], "o-", label=f"held-out success, episode {k[len('success_ep'):]}")
     axes[2].set_ylim(-0.05, 1.05)
+    # thousands, at most 6 ticks: full step counts ran into each other on a 13-inch-wide figure
+    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+    axes[2].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1e3:g}k"))
     axes[2].set_xlabel("environment steps")
     axes[2].legend(fontsize=7)
     fig.suptitle(f"MELD {run_dir.name}")
