@@ -43,10 +43,11 @@ bench: $(STAMP)
 # shaped reward (config/train_meld_stage1.yaml, 50 min), stage 2 with the sparse one and a head per port
 # (config/train_meld_gated.yaml, 60 min), then the held-out evaluation on 160 fresh tasks, episode 2 against
 # episode 1 and against a belief reset. SEED is the training draw of both stages (the tasks stay the split's);
-# STAGE1=RUN_DIR reuses a finished stage 1 instead of training one.
-SEED   ?= 0
-OUT    ?= runs/meld/reduced_seed$(SEED)
-STAGE1 ?=
+# STAGE1=RUN_DIR reuses a finished stage 1 instead of training one. Set on the command line only (plain `=`):
+# a SEED or OUT left in the shell's environment must not redirect a run.
+SEED   = 0
+OUT    = runs/meld/reduced_seed$(SEED)
+STAGE1 =
 meld-reduced: $(STAMP)
 	@case "$(SEED)" in ''|*[!0-9]*) echo "error: SEED must be a whole number >= 0, got '$(SEED)'"; exit 2;; esac
 	$(if $(STAGE1),@test -f $(STAGE1)/checkpoint.pt || { echo "error: STAGE1=$(STAGE1) holds no checkpoint.pt"; exit 2; },\

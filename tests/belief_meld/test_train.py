@@ -303,6 +303,20 @@ def test_make_meld_reduced_runs_the_recipe(stage1, tmp_path):
     assert "--reset-control --hold-episode-port" in listed
 
 
+def test_make_meld_reduced_ignores_seed_and_out_in_the_environment():
+    """SEED / OUT count only on make's command line: ones left in the shell do not redirect the run."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    listed = subprocess.run(["make", "-n", "-s", "-C", str(SOURCE_ROOT), "meld-reduced"], capture_output=True,
+                            text=True, check=True, env={**os.environ, "SEED": "9", "OUT": "/elsewhere"}).stdout
+    assert "training_seed=0" in listed and "runs/meld/reduced_seed0/stage1" in listed
+    assert "/elsewhere" not in listed and "training_seed=9" not in listed
+
+
 def test_set_options_name_a_bad_item():
     from belief.meld.train import parse_set_options
 
