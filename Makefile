@@ -44,16 +44,24 @@ bench: $(STAMP)
 # (config/train_meld_gated.yaml, 60 min), then the held-out evaluation on 160 fresh tasks, episode 2 against
 # episode 1 and against a belief reset. SEED is the training draw of both stages (the tasks stay the split's);
 # STAGE1=RUN_DIR reuses a finished stage 1 instead of training one. Set on the command line only (plain `=`):
-# a SEED or OUT left in the shell's environment must not redirect a run.
+# a SEED or OUT left in the shell's environment must not redirect a run. The configs' budgets are wall time; a
+# slower machine reaches fewer env steps in them (docs/meld.md, thirty-third section): STAGE1_STEPS=33600
+# STEPS=80000 budget both stages in env steps instead (STEPS counts stage 1's too), as the recorded runs reached.
 SEED   = 0
 OUT    = runs/meld/reduced_seed$(SEED)
 STAGE1 =
+STAGE1_STEPS =
+STEPS  =
+steps_budget = $(if $(1),--set max_env_steps=$(1) --set time_budget_min=0)
 meld-reduced: $(STAMP)
 	@case "$(SEED)" in ''|*[!0-9]*) echo "error: SEED must be a whole number >= 0, got '$(SEED)'"; exit 2;; esac
+	@for v in "STAGE1_STEPS=$(STAGE1_STEPS)" "STEPS=$(STEPS)"; do case "$${v#*=}" in *[!0-9]*|0) \
+	  echo "error: $${v%%=*} must be a whole number of env steps > 0, got '$${v#*=}'"; exit 2;; esac; done
 	$(if $(STAGE1),@test -f $(STAGE1)/checkpoint.pt || { echo "error: STAGE1=$(STAGE1) holds no checkpoint.pt"; exit 2; },\
-	$(PY) -m belief.meld.train --config config/train_meld_stage1.yaml --out $(OUT)/stage1 --set training_seed=$(SEED))
+	$(PY) -m belief.meld.train --config config/train_meld_stage1.yaml --out $(OUT)/stage1 --set training_seed=$(SEED) \
+	  $(call steps_budget,$(STAGE1_STEPS)))
 	$(PY) -m belief.meld.train --config config/train_meld_gated.yaml --out $(OUT)/gated \
-	  --set warm_start=$(or $(STAGE1),$(OUT)/stage1) --set training_seed=$(SEED)
+	  --set warm_start=$(or $(STAGE1),$(OUT)/stage1) --set training_seed=$(SEED) $(call steps_budget,$(STEPS))
 	$(PY) -m belief.meld.evaluate $(OUT)/gated/checkpoint.pt --split fresh --tasks 160 --trials 1 \
 	  --reset-control --hold-episode-port --out $(OUT)/gated/eval_fresh160_hold_rc
 

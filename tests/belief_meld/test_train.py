@@ -282,10 +282,11 @@ def test_recipe_configs_are_the_documented_runs(recipe, base, sets):
     assert not differing, f"{recipe} differs from the documented run (shipped, documented): {differing}"
 
 
-@pytest.mark.parametrize("stage1", ["", "runs/meld/other/stage1"])
-def test_make_meld_reduced_runs_the_recipe(stage1, tmp_path):
+@pytest.mark.parametrize("stage1, steps", [("", ""), ("runs/meld/other/stage1", ""), ("", "80000")])
+def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
     """`make meld-reduced` trains both stages from the recipe configs with the seed given (or reuses STAGE1),
-    and evaluates the gated run held, with the belief-reset control (`make -n` lists the commands)."""
+    and evaluates the gated run held, with the belief-reset control (`make -n` lists the commands); with
+    STAGE1_STEPS / STEPS the stages stop at those env steps instead of their wall-time budgets."""
     import shutil
     import subprocess
 
@@ -293,11 +294,15 @@ def test_make_meld_reduced_runs_the_recipe(stage1, tmp_path):
         pytest.skip("make is not installed")
     out = tmp_path / "r"
     listed = subprocess.run(["make", "-n", "-s", "-C", str(SOURCE_ROOT), "meld-reduced", "SEED=3", f"OUT={out}",
-                             f"STAGE1={stage1}"], capture_output=True, text=True, check=True).stdout
+                             f"STAGE1={stage1}", f"STEPS={steps}", "STAGE1_STEPS=" + (steps and "33600")],
+                            capture_output=True, text=True, check=True).stdout
     trains = [line for line in listed.replace("\\\n", " ").splitlines() if "belief.meld.train" in line]
     assert [("train_meld_stage1.yaml" in t, "train_meld_gated.yaml" in t) for t in trains] == (
         [(False, True)] if stage1 else [(True, False), (False, True)])
     assert all("training_seed=3" in t for t in trains)
+    budgets = [f"--set max_env_steps={n} --set time_budget_min=0" in t
+               for t, n in zip(trains, ["33600", "80000"][-len(trains):], strict=True)]
+    assert budgets == ([True, True] if steps else [False] * len(trains))
     assert f"warm_start={stage1 or out / 'stage1'} " in trains[-1] + " "
     assert f"belief.meld.evaluate {out}/gated/checkpoint.pt" in listed
     assert "--reset-control --hold-episode-port" in listed
