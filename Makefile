@@ -57,6 +57,8 @@ meld-reduced: $(STAMP)
 	@case "$(SEED)" in ''|*[!0-9]*) echo "error: SEED must be a whole number >= 0, got '$(SEED)'"; exit 2;; esac
 	@for v in "STAGE1_STEPS=$(STAGE1_STEPS)" "STEPS=$(STEPS)"; do case "$${v#*=}" in *[!0-9]*|0) \
 	  echo "error: $${v%%=*} must be a whole number of env steps > 0, got '$${v#*=}'"; exit 2;; esac; done
+	$(if $(and $(STAGE1),$(STAGE1_STEPS)),@echo "error: STAGE1_STEPS has no effect with STAGE1 (stage 1 is reused, \
+	  not trained): drop one of them"; exit 2)
 	$(if $(STAGE1),@test -f $(STAGE1)/checkpoint.pt || { echo "error: STAGE1=$(STAGE1) holds no checkpoint.pt"; exit 2; },\
 	$(PY) -m belief.meld.train --config config/train_meld_stage1.yaml --out $(OUT)/stage1 --set training_seed=$(SEED) \
 	  $(call steps_budget,$(STAGE1_STEPS)))

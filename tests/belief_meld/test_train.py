@@ -282,20 +282,29 @@ def test_recipe_configs_are_the_documented_runs(recipe, base, sets):
     assert not differing, f"{recipe} differs from the documented run (shipped, documented): {differing}"
 
 
-@pytest.mark.parametrize("stage1, steps", [("", ""), ("runs/meld/other/stage1", ""), ("", "80000")])
-def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
-    """`make meld-reduced` trains both stages from the recipe configs with the seed given (or reuses STAGE1),
-    and evaluates the gated run held, with the belief-reset control (`make -n` lists the commands); with
-    STAGE1_STEPS / STEPS the stages stop at those env steps instead of their wall-time budgets."""
+def _make_dry_run(*args: str, env: dict | None = None, check: bool = True, dry: bool = True):
+    """`make -n -s TARGET VAR=...` in the source tree: the commands a target would run (dry=False runs them:
+    pass PY=false so no Python step can start). The outer `make test`'s MAKEFLAGS (its command-line variables
+    among them) are kept out, so only `args` set variables."""
+    import os
     import shutil
     import subprocess
 
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", *(["-n"] if dry else []), "-s", "-C", str(SOURCE_ROOT), *args],
+                          capture_output=True, text=True, check=check, env=env)
+
+
+@pytest.mark.parametrize("stage1, steps", [("", ""), ("runs/meld/other/stage1", ""), ("", "80000")])
+def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
+    """`make meld-reduced` trains both stages from the recipe configs with the seed given (or reuses STAGE1),
+    and evaluates the gated run held, with the belief-reset control (`make -n` lists the commands); with
+    STAGE1_STEPS / STEPS the stages stop at those env steps instead of their wall-time budgets."""
     out = tmp_path / "r"
-    listed = subprocess.run(["make", "-n", "-s", "-C", str(SOURCE_ROOT), "meld-reduced", "SEED=3", f"OUT={out}",
-                             f"STAGE1={stage1}", f"STEPS={steps}", "STAGE1_STEPS=" + (steps and "33600")],
-                            capture_output=True, text=True, check=True).stdout
+    listed = _make_dry_run("meld-reduced", "SEED=3", f"OUT={out}", f"STAGE1={stage1}", f"STEPS={steps}",
+                           "STAGE1_STEPS=" + (steps and "33600")).stdout
     trains = [line for line in listed.replace("\\\n", " ").splitlines() if "belief.meld.train" in line]
     assert [("train_meld_stage1.yaml" in t, "train_meld_gated.yaml" in t) for t in trains] == (
         [(False, True)] if stage1 else [(True, False), (False, True)])
@@ -310,16 +319,18 @@ def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
 
 def test_make_meld_reduced_ignores_seed_and_out_in_the_environment():
     """SEED / OUT count only on make's command line: ones left in the shell do not redirect the run."""
-    import os
-    import shutil
-    import subprocess
-
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    listed = subprocess.run(["make", "-n", "-s", "-C", str(SOURCE_ROOT), "meld-reduced"], capture_output=True,
-                            text=True, check=True, env={**os.environ, "SEED": "9", "OUT": "/elsewhere"}).stdout
+    listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere"}).stdout
     assert "training_seed=0" in listed and "runs/meld/reduced_seed0/stage1" in listed
     assert "/elsewhere" not in listed and "training_seed=9" not in listed
+
+
+def test_make_meld_reduced_names_bad_variables():
+    """Bad SEED / step budgets, and STAGE1_STEPS beside a reused STAGE1 (it would do nothing), stop the target
+    with a message naming the variable (before any step runs: PY=false fails a step that does, unnamed)."""
+    for args, named in ((["SEED=x"], "SEED must be a whole number"), (["STEPS=8e4"], "STEPS must be a whole"),
+                        (["STAGE1=runs/x", "STAGE1_STEPS=33600"], "STAGE1_STEPS has no effect with STAGE1")):
+        done = _make_dry_run("meld-reduced", "PY=false", *args, check=False, dry=False)
+        assert done.returncode != 0 and named in done.stdout + done.stderr, (args, done.stdout, done.stderr)
 
 
 def test_set_options_name_a_bad_item():
