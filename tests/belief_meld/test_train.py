@@ -333,6 +333,12 @@ def test_make_meld_reduced_names_bad_variables():
         assert done.returncode != 0 and named in done.stdout + done.stderr, (args, done.stdout, done.stderr)
 
 
+def test_make_meld_reduced_names_a_stage1_without_checkpoint(tmp_path):
+    """STAGE1=DIR without checkpoint.pt stops the target by name before any step runs (PY=false as above)."""
+    done = _make_dry_run("meld-reduced", "PY=false", f"STAGE1={tmp_path}", check=False, dry=False)
+    assert done.returncode != 0 and f"STAGE1={tmp_path} holds no checkpoint.pt" in done.stdout + done.stderr
+
+
 def test_set_options_name_a_bad_item():
     from belief.meld.train import parse_set_options
 
