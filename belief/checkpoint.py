@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | os.PathLike, mode: str = "wb", sync: bool = True):
+    """A temp file in the path's directory, fsynced and renamed over it on success: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """torch.save to a temp file in the same directory, fsync, then os.replace: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with _atomic_file(path) as fh:
+        torch.save(obj, fh)
+    return Path(path)
+
+
+def atomic_save_arrays(arrays: dict, path: str | os.PathLike) -> Path:
+    """numpy arrays as an uncompressed .npz (no pickles), written atomically like atomic_save."""
+    with _atomic_file(path) as fh:
+        np.savez(fh, **arrays)
+    return Path(path)
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with _atomic_file(path, "w", sync=False) as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def load(path: str | os.PathLike) -> dict:

@@ -6,7 +6,8 @@ which is the "reset" the next frame's prev_action sees); ``reward_*[t]`` is the 
 with frame t (zero on each episode's first frame, masked out of the reward likelihood); ``labels[t]``
 is a teacher's action for frame t (NaN where none labelled it: a teacher's actions are cloned, never
 executed or filtered; see `belief.meld.trials.run_trial`). ``handed`` (one per trial) says the collecting
-actor was handed the trial's true port (TrainConfig.true_port_share).
+actor was handed the trial's true port (TrainConfig.true_port_share). Each stored trial carries a serial
+number, unique within its TaskBuffers, that names it on disk (`belief.meld.replay_files`).
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ class SequenceBuffer:
         self.reward_sparse = np.zeros((capacity, seq_len), np.float32)
         self.labels = np.full((capacity, seq_len, action_dim), np.nan, np.float32)
         self.handed = np.zeros(capacity, np.bool_)
+        self.serials = np.full(capacity, -1, np.int64)  # which trial each slot holds (-1: none)
         self.size = 0
         self.next = 0
 
-    def add(self, trial: Trial) -> None:
+    def add(self, trial: Trial, serial: int = -1) -> None:
         if trial.images.shape != self.images.shape[1:]:
             raise ValueError(f"trial images {trial.images.shape} do not fit buffer {self.images.shape[1:]}")
         i = self.next
@@ -68,6 +70,7 @@ class SequenceBuffer:
         self.reward_sparse[i] = trial.reward_sparse
         self.labels[i] = trial.labels
         self.handed[i] = trial.handed
+        self.serials[i] = serial
         self.next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -91,44 +94,46 @@ class SequenceBuffer:
         """Move the oldest trial to slot 0 in place (row swaps, no copy of the buffer)."""
         if self.size < self.capacity or self.next == 0:
             return  # slots already hold the trials oldest first
-        for k in FIELDS:
+        for k in (*FIELDS, "serials"):
             arr = getattr(self, k)
             for lo, hi in ((0, self.next), (self.next, self.capacity), (0, self.capacity)):
                 _reverse_rows(arr, lo, hi)
         self.next = 0
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The stored trials, oldest first, as tensors sharing this buffer's memory.
+        """The stored trials and their serials, oldest first, as tensors sharing this buffer's memory.
 
         Tensors because torch.save writes them straight from memory, while numpy arrays are pickled
         through in-memory copies (7.5x the buffers at their peak: `python -m bench replay`)."""
         self.rotate_to_age_order()
-        return {k: torch.from_numpy(v) for k, v in self.stored().items()}
+        return {k: torch.from_numpy(v) for k, v in {**self.stored(), "serials": self.serials[:self.size]}.items()}
 
-    def load_state_dict(self, data: dict, adopt: bool = False) -> None:
+    def load_state_dict(self, data: dict, adopt: bool = False, first_serial: int = 0) -> None:
         """Restore from `state_dict` (tensors or arrays, oldest first; the newest `capacity` are kept).
 
         adopt: a full buffer takes over the given memory instead of copying it (a resumed run would
         otherwise hold its replay data twice); only for data nothing else uses, e.g. a loaded checkpoint.
         Checkpoints from before teacher labels hold none: their trials load unlabelled (NaN); those from
-        before handed trials load unhanded."""
+        before handed trials load unhanded; those without serials are numbered from first_serial on."""
         actions = np.asarray(data["actions"])
         if "labels" not in data:
             data = {**data, "labels": np.full(actions.shape, np.nan, np.float32)}
         if "handed" not in data:
             data = {**data, "handed": np.zeros(len(actions), np.bool_)}
-        rows = {k: np.asarray(data[k])[-self.capacity:] for k in FIELDS}
+        if "serials" not in data:
+            data = {**data, "serials": np.arange(first_serial, first_serial + len(actions))}
+        rows = {k: np.asarray(data[k])[-self.capacity:] for k in (*FIELDS, "serials")}
         n = len(rows["images"])
-        for k in FIELDS:
+        for k in (*FIELDS, "serials"):
             want = getattr(self, k)
             if rows[k].shape[1:] != want.shape[1:] or len(rows[k]) != n:
                 raise ValueError(f"replay state: {k} has shape {rows[k].shape}, this buffer holds "
                                  f"{n} x {want.shape[1:]}")
         if adopt and n == self.capacity:
-            for k in FIELDS:
+            for k in (*FIELDS, "serials"):
                 setattr(self, k, np.ascontiguousarray(rows[k], getattr(self, k).dtype))
         else:
-            for k in FIELDS:
+            for k in (*FIELDS, "serials"):
                 getattr(self, k)[:n] = rows[k]
         self.size, self.next = n, n % self.capacity
 
@@ -156,11 +161,13 @@ class TaskBuffers:
     def __init__(self, capacity_per_task: int, seq_len: int, image_shape: tuple[int, ...], action_dim: int):
         self.args = (capacity_per_task, seq_len, tuple(image_shape), action_dim)
         self.buffers: dict[str, SequenceBuffer] = {}
+        self.next_serial = 0  # the serial the next added trial gets
 
     def add(self, task_id: str, trial: Trial) -> None:
         if task_id not in self.buffers:
             self.buffers[task_id] = SequenceBuffer(*self.args)
-        self.buffers[task_id].add(trial)
+        self.buffers[task_id].add(trial, self.next_serial)
+        self.next_serial += 1
 
     @property
     def num_trials(self) -> int:
@@ -196,8 +203,10 @@ class TaskBuffers:
         return {tid: b.state_dict() for tid, b in self.buffers.items()}
 
     def load_state_dict(self, data: dict, adopt: bool = False) -> None:
-        """Restore every task's buffer (`SequenceBuffer.load_state_dict`; adopt: take over the memory)."""
-        self.buffers = {}
+        """Restore every task's buffer (`SequenceBuffer.load_state_dict`; adopt: take over the memory).
+        Trials added later get serials after every loaded one."""
+        self.buffers, self.next_serial = {}, 0
         for tid, d in data.items():
-            self.buffers[tid] = SequenceBuffer(*self.args)
-            self.buffers[tid].load_state_dict(d, adopt)
+            self.buffers[tid] = buf = SequenceBuffer(*self.args)
+            buf.load_state_dict(d, adopt, first_serial=self.next_serial)
+            self.next_serial = max(self.next_serial, int(buf.serials[:buf.size].max(initial=-1)) + 1)

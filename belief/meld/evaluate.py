@@ -208,7 +208,7 @@ def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set
     from belief.meld.checkpoints import load_meld_checkpoint
     from belief.meld.train import TrainConfig, Trainer
 
-    state = load_meld_checkpoint(checkpoint, hold_episode_port)
+    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False)
     cfg = TrainConfig(**{**state["config"], "device": device})
     trainer = Trainer(cfg, Path(checkpoint).parent, env, task_set)
     trainer.agent.load_state_dict(state["agent"], weights_only=True)

@@ -50,7 +50,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, hold_episode_p
     from belief.meld.agent import AgentConfig, MeldAgent
     from belief.meld.checkpoints import load_meld_checkpoint
 
-    state = load_meld_checkpoint(checkpoint, hold_episode_port)
+    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False)
     cfg = AgentConfig(**state["config"]["agent"])
     env_meta = state["env_meta"]
     agent = MeldAgent(cfg, env_meta["episodes"], env_meta["horizon"])

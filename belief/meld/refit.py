@@ -73,6 +73,7 @@ def refit_checkpoint(checkpoint: str | Path, out_dir: str | Path, updates: int, 
         idx = torch.randint(n, (batch,))
         agent.sac_update({k: v[idx] for k, v in data.items()})
     state["agent"] = agent.state_dict()
+    state.pop("replay", None)  # its trials go inline: the index names files in the source run's folder
     state["refit"] = {"from": str(checkpoint), "updates": updates, "batch": batch, "transitions": n}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

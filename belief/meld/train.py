@@ -14,7 +14,8 @@ Variants, same code:
   * SLAC-style single-task baseline: `single_task: true` (all data from one training task).
 
 Everything needed to continue (agent, optimisers, buffers, RNG states, counters) is checkpointed
-atomically every `checkpoint_every` iterations and on Ctrl-C; `--resume` continues from it.
+atomically every `checkpoint_every` iterations and on Ctrl-C; `--resume` continues from it. The replay
+trials sit beside checkpoint.pt in replay/, one file per trial written once (`belief.meld.replay_files`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ import torch
 import yaml
 
 from belief.checkpoint import atomic_save, atomic_write_text
-from belief.checkpoint import load as load_checkpoint
 from belief.checks import is_whole_number
 from belief.meld.agent import AgentConfig, MeldAgent, gate_plain_actor, has_gated_actor
 from belief.meld.buffers import TaskBuffers
+from belief.meld.checkpoints import load_meld_checkpoint
 from belief.meld.policy import MeldPolicy
+from belief.meld.replay_files import REPLAY_FOLDERS, TrialFiles
 from belief.meld.trials import TrialResult, run_trial
 
 CHECKPOINT = "checkpoint.pt"
@@ -452,6 +454,7 @@ class Trainer:
         self.search_buffers = TaskBuffers(max(cfg.search_trials_per_task, 1), cfg.episodes * (self.horizon + 1),
                                           tuple(self.meta["obs_shape"]), self.meta["action_dim"])
         self._search_cache: dict | None = None
+        self.trial_files = {key: TrialFiles(self.run_dir / folder) for key, folder in REPLAY_FOLDERS.items()}
         self.iteration = 0
         self.env_steps = 0
         self.grad_steps = 0
@@ -466,21 +469,28 @@ class Trainer:
 
     # --- checkpoint ----------------------------------------------------------------------------
     def save(self) -> Path:
+        """The checkpoint, after the replay trials it names (`belief.meld.replay_files`); then the trial
+        files it no longer names go."""
+        replay = {key: files.save(getattr(self, key)) for key, files in self.trial_files.items()}
         state = {"algo": "meld", "config": self.cfg.to_dict(), "env_meta": self.meta,
-                 "agent": self.agent.state_dict(), "buffers": self.buffers.state_dict(),
-                 "search_buffers": self.search_buffers.state_dict(),
+                 "agent": self.agent.state_dict(), "replay": replay,
                  "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
                               "grad_steps": self.grad_steps, "trials_run": self.trials_run,
                               "pretrained": self.pretrained, "best_score": self.best_score},
                  "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
-        return atomic_save(state, self.run_dir / CHECKPOINT)
+        path = atomic_save(state, self.run_dir / CHECKPOINT)
+        for key, files in self.trial_files.items():
+            files.prune(replay[key])
+        return path
 
     def restore(self, path: Path) -> None:
-        state = load_checkpoint(path)
+        state = load_meld_checkpoint(path)
         self.agent.load_state_dict(state["agent"])
         self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
         if state.get("search_buffers"):  # checkpoints before search_trials_per_task have none
             self.search_buffers.load_state_dict(state["search_buffers"], adopt=True)
+        for key, index in state.get("replay", {}).items():  # older checkpoints held their trials inline
+            self.trial_files[key].adopt(index)
         for k, v in state["counters"].items():
             setattr(self, k, v)
         self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -605,7 +615,7 @@ class Trainer:
     def warm_start(self) -> None:
         """MELD's sparse-reward procedure: start from the shaped agent's replay data (and its weights)."""
         src = Path(self.cfg.warm_start) / CHECKPOINT
-        state = load_checkpoint(src)
+        state = load_meld_checkpoint(src)
         self.buffers.load_state_dict(state["buffers"], adopt=True)  # loaded here, used nowhere else
         parts = [("model", self.agent.model)] if self.cfg.warm_start_model else []
         parts += [("sac", self.agent.sac)] if self.cfg.warm_start_actor_critic else []

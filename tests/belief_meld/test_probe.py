@@ -251,7 +251,7 @@ def test_probe_reports_the_actor_of_a_run_with_task_probabilities(tmp_path, task
 def test_refit_continues_the_actor_critic_on_replay_transitions_with_the_model_frozen(tmp_path):
     import torch
 
-    from belief.checkpoint import load as load_checkpoint
+    from belief.meld.checkpoints import load_meld_checkpoint as load_checkpoint
     from belief.meld.refit import refit_checkpoint
 
     agent = {**TINY, "privileged_critic": True}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from belief.checkpoint import load as load_checkpoint
+from belief.meld.checkpoints import load_meld_checkpoint as load_checkpoint
 from belief.meld.evaluate import evaluate_checkpoint, load_trainer, paired_reads
 from belief.meld.export import export_checkpoint
 from belief.meld.train import TrainConfig, Trainer
