@@ -49,7 +49,7 @@ def test_each_trial_is_written_once_and_dropped_ones_are_pruned(tmp_path, monkey
     assert again.buffers["b"].serials[:2].tolist() == [1, 4]
 
 
-def test_the_checkpoint_names_its_trials_and_resumes_from_them(tmp_path):
+def test_the_checkpoint_names_its_trials_and_resumes_from_them(tmp_path, monkeypatch):
     _run(_cfg(iterations=4), tmp_path)
     raw = load_raw(tmp_path / "checkpoint.pt")
     assert "buffers" not in raw and set(raw["replay"]) == {"buffers", "search_buffers"}
@@ -62,7 +62,12 @@ def test_the_checkpoint_names_its_trials_and_resumes_from_them(tmp_path):
     # a trial written after the checkpoint, before a crash: not named, so the resumed run writes over it
     stale = tmp_path / "replay" / f"{max(s for v in index['tasks'].values() for s in v) + 1}.npz"
     stale.write_bytes(b"not a trial")
+    import belief.meld.replay_files as module
+
+    written, real = [], module.atomic_save_arrays
+    monkeypatch.setattr(module, "atomic_save_arrays", lambda arrays, path: written.append(path.name) or real(arrays, path))
     _run(_cfg(iterations=6), tmp_path, resume=True)
+    assert sorted(written) == sorted({stale.name, f"{int(stale.stem) + 1}.npz"})  # the resumed run's 2 trials only
     after = load_meld_checkpoint(tmp_path / "checkpoint.pt")
     assert sum(len(d["images"]) for d in after["buffers"].values()) == 8
     (tmp_path / "replay" / stale.name).unlink()
