@@ -32,16 +32,18 @@ FRESH_TASKS = 40  # default number of fresh tasks (10 per port on the cable twin
 def evaluate_policy(env, policy, tasks, episodes: int, trials_per_task: int = 1, reward_input: str = "dense",
                     seed: int = 0, decode_reward: bool = False,
                     carry_belief: bool | float | Callable[[torch.Tensor], torch.Tensor] = True,
-                    task_label: str = "port") -> dict:
+                    task_label: str = "port", handed_ports: dict[str, int] | None = None) -> dict:
     """Deterministic trials on `tasks`: success rate and mean dense return per episode index
     (carry_belief=False: the belief is reset at every episode, see `run_trial`); each trial's record
-    names its task's `task_label` parameter (-1 where the task has none)."""
+    names its task's `task_label` parameter (-1 where the task has none). handed_ports (task id -> class):
+    the actor is handed its task's class in every episode (`run_trial(handed_port=)`)."""
     succ, rets, finals, traces, labels = [], [], [], [], []
     for i, task in enumerate(tasks):
         for j in range(trials_per_task):
             labels.append(int(task.params.get(task_label, -1)))
             res = run_trial(env, task, policy, episodes, "mean", reward_input,
-                            seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward, carry_belief=carry_belief)
+                            seed=seed + 1000 * i + 10 * j, decode_reward=decode_reward, carry_belief=carry_belief,
+                            handed_port=None if handed_ports is None else handed_ports[task.task_id])
             succ.append(res.episode_success)
             rets.append(res.episode_return)
             finals.append(res.episode_final_reward)
@@ -336,10 +338,16 @@ def _episode_rows(res: dict, label: str = "") -> list[str]:
                                                        strict=True))]
 
 
+def _known_tasks(trainer, evaluated: list) -> list:
+    """The tasks whose label values name the run's classes: its own and the evaluated ones (fresh tasks
+    take the same values)."""
+    return [*trainer.tasks.train, *trainer.tasks.test, *evaluated]
+
+
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
                         reset_control: bool = False, split: str = "test", carry_scale: float = 1.0,
-                        carry_cap: float = 0.0, hold_episode_port: bool = False) -> dict:
+                        carry_cap: float = 0.0, hold_episode_port: bool = False, hand_true_port: bool = False) -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
     split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
@@ -356,7 +364,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     carry_cap: p > 0 caps the carried evidence at precision p per dimension instead, keeping the
     estimate (`MeldPolicy.capped_state`: weak evidence, a failed episode's, is carried whole).
     hold_episode_port: act with agent.model.actor_holds_episode_port on (the committed actor held to the
-    port the head names at each episode's first frame) whatever the checkpoint was trained with."""
+    port the head names at each episode's first frame) whatever the checkpoint was trained with.
+    hand_true_port: hand the actor each task's true port in place of the task head's guess, in every
+    episode (a diagnostic: the actor's reach and insertion per port with task inference taken out)."""
     if trials_per_task < 1:
         raise ValueError(f"MELD evaluation: --trials must be >= 1, got {trials_per_task}")
     if n_tasks < 0:
@@ -385,21 +395,28 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         tasks = list(getattr(trainer.tasks, split)[: n_tasks or None])
     args = (trainer.env, trainer.policy, tasks, trainer.cfg.episodes, trials_per_task, trainer.cfg.agent.reward_input)
     label = trainer.cfg.task_label
+    handed = None
+    if hand_true_port:
+        if not trainer.agent.model.task_probs_in_belief:
+            raise ValueError(f"MELD evaluation: --hand-true-port needs the port probabilities in the belief "
+                             f"(agent.model.task_probs_in_belief); {checkpoint} has none")
+        handed = task_label_classes(_known_tasks(trainer, tasks), label)
     carry = True if carry_scale == 1.0 else carry_scale
     if carry_cap:
         carry = partial(trainer.policy.capped_state, cap=carry_cap)
-    res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label, carry_belief=carry)
+    res = evaluate_policy(*args, seed=20_000, decode_reward=True, task_label=label, carry_belief=carry,
+                          handed_ports=handed)
     table = {k: v for k, v in res.items() if k != "trials"}
     table["split"] = split
     table["carry_scale"] = carry_scale
     table["carry_cap"] = carry_cap
     table["holds_episode_port"] = trainer.policy.holds_port
+    table["hands_true_port"] = hand_true_port
     if "correct_port_per_episode" in res:
         table.update(_port_reads(res["per_trial"], label))
     table["env_steps"] = state["counters"]["env_steps"]
     if trainer.task_labels and trainer.agent.model.task_head is not None:
-        # the run's classes: the label's values over its own tasks (fresh tasks take the same values)
-        known = [*trainer.tasks.train, *trainer.tasks.test, *tasks]
+        known = _known_tasks(trainer, tasks)
         labels = task_label_classes(known, trainer.cfg.task_label)
         table["task_id_accuracy"] = task_id_accuracy(
             trainer.agent.model, res["trials"], [labels[t.task_id] for t in tasks
@@ -416,7 +433,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     lines = [f"| episode | success ({where}) | shaped return | final shaped reward | ends at correct port "
              "| ends at a port | ports seated |", "|---|---|---|---|---|---|---|", *_episode_rows(res)]
     if reset_control:
-        control = evaluate_policy(*args, seed=20_000, carry_belief=False, task_label=label)
+        control = evaluate_policy(*args, seed=20_000, carry_belief=False, task_label=label, handed_ports=handed)
         table["belief_reset_control"] = {k: v for k, v in control.items() if k not in ("trials", "tasks")}
         lines += _episode_rows(control, " (belief reset)")[1:]
         if "correct_port_per_episode" in control:
@@ -444,6 +461,9 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     if trainer.policy.holds_port:
         lines.append("the actor is held to the port the head named at each episode's first frame "
                      "(agent.model.actor_holds_episode_port; the head's port changes read 0 by construction)")
+    if hand_true_port:
+        lines.append("the actor is handed each task's true port in place of the task head's guess, in every "
+                     "episode (a diagnostic: its reach and insertion per port, task inference taken out)")
     if reset_control:
         lines.append("(belief reset): the same trials with the belief reset at every episode; episode 1 is "
                      "identical, so only later episodes are listed")
@@ -478,7 +498,8 @@ def eval_command(args) -> int:
                             split=getattr(args, "split", None) or "test",
                             carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale,
                             carry_cap=getattr(args, "carry_cap", None) or 0.0,
-                            hold_episode_port=bool(getattr(args, "hold_episode_port", False)))
+                            hold_episode_port=bool(getattr(args, "hold_episode_port", False)),
+                            hand_true_port=bool(getattr(args, "hand_true_port", False)))
     return 0
 
 
@@ -503,6 +524,9 @@ def main(argv=None) -> int:
                    help="instead, cap the carried evidence at this precision per task-latent dimension, keeping "
                         "the estimate (0 = no cap): weak evidence, e.g. a failed episode's, is carried whole")
     p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
+    p.add_argument("--hand-true-port", action="store_true",
+                   help="hand the actor each task's true port in place of the task head's guess (a diagnostic: "
+                        "the actor's reach and insertion per port, task inference taken out)")
     return eval_command(p.parse_args(argv))
 
 

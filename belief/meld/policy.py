@@ -119,6 +119,19 @@ class MeldPolicy(nn.Module):
     def forward(self, obs, prev_action, reward, state):
         return self.step(obs, prev_action, reward, state)
 
+    @torch.jit.unused
+    def handed(self, belief: torch.Tensor, port: int) -> torch.Tensor:
+        """`belief` with the task head's port probabilities replaced by `port`'s one-hot (a task class):
+        what the actor sees when it is handed the port (meta-training's handed trials, an evaluation
+        diagnostic)."""
+        k = self.model.task_classes
+        if not self.model.task_probs_in_belief:
+            raise ValueError("handing the actor a port needs the port probabilities in the belief "
+                             "(agent.model.task_probs_in_belief)")
+        if not 0 <= port < k:
+            raise ValueError(f"handed_port must be a task class in [0, {k}), got {port}")
+        return torch.cat([belief[:-k], torch.nn.functional.one_hot(torch.tensor(port), k).to(belief)])
+
     @torch.no_grad()
     def step_sampled(self, obs: torch.Tensor, prev_action: torch.Tensor, reward: torch.Tensor,
                      state: torch.Tensor, handed_port: int | None = None
@@ -130,12 +143,7 @@ class MeldPolicy(nn.Module):
         n1 = torch.randn(1, self.z1_dim, device=state.device)
         n2 = torch.randn(1, self.z2_dim, device=state.device)
         belief, new_state = self._filter(obs, prev_action, reward, state, n1, n2)
-        seen = belief
-        if handed_port is not None:
-            k = self.model.task_classes
-            if not 0 <= handed_port < k:
-                raise ValueError(f"handed_port must be a task class in [0, {k}), got {handed_port}")
-            seen = torch.cat([belief[:-k], torch.nn.functional.one_hot(torch.tensor(handed_port), k).to(belief)])
+        seen = belief if handed_port is None else self.handed(belief, handed_port)
         mean, log_std = self.actor_net(self.model.actor_input(seen)).chunk(2, dim=-1)
         log_std = log_std.clamp(self.log_std_min, self.log_std_max)
         action = torch.tanh(mean + log_std.exp() * torch.randn_like(mean))

@@ -83,8 +83,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     episode 1 is the same trial and later episodes start from the same poses, knowing nothing); a float
     k in (0, 1) carries the task latent's evidence scaled by k (`MeldPolicy.tempered_state`); a function
     maps the carried state at each later episode's start (e.g. `MeldPolicy.capped_state`).
-    `handed_port` (mode "sample" only) hands the actor that task class in place of the task head's
-    probabilities (`MeldPolicy.step_sampled`) from episode index `handed_from_episode` on; before it the
+    `handed_port` (modes "sample" and "mean") hands the actor that task class in place of the task head's
+    probabilities (`MeldPolicy.handed`) from episode index `handed_from_episode` on; before it the
     actor is handed the head's guess, as at test time."""
     if mode not in MODES:
         raise ValueError(f"trial mode must be one of {MODES}, got {mode!r}")
@@ -95,8 +95,8 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
     if mode == "random" and controller is not None:
         raise ValueError("trial mode 'random': a controller acts in mode 'scripted' or labels a policy's "
                          "trials in 'sample'/'mean', never with random actions")
-    if handed_port is not None and mode != "sample":
-        raise ValueError(f"handed_port hands the collecting actor a port: it needs mode 'sample', got {mode!r}")
+    if handed_port is not None and mode not in ("sample", "mean"):
+        raise ValueError(f"handed_port hands the acting policy a port: it needs mode 'sample' or 'mean', got {mode!r}")
     if not is_whole_number(handed_from_episode) or not 0 <= handed_from_episode < episodes:
         raise ValueError(f"handed_from_episode must be a whole number in [0, episodes = {episodes}), got "
                          f"{handed_from_episode!r}")
@@ -145,7 +145,7 @@ def run_trial(env, task, policy: MeldPolicy | None, episodes: int, mode: str = "
                         a_t, state, belief = policy.step_sampled(*args, handed_port=episode_port)
                     else:
                         belief, state = policy.belief(*args)
-                        a_t = policy.act(belief)
+                        a_t = policy.act(belief if episode_port is None else policy.handed(belief, episode_port))
                 beliefs.append(belief.cpu().numpy())
                 if mode in POLICY_MODES:
                     action = a_t.cpu().numpy().astype(np.float32)

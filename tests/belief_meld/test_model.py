@@ -601,8 +601,8 @@ def test_an_actor_critic_trained_on_the_true_port_sees_its_one_hot_in_every_upda
 
 def test_a_collecting_actor_handed_a_port_acts_on_its_one_hot():
     """MeldPolicy.step_sampled(handed_port=k): the actor's input holds the one-hot of k where the belief
-    holds the head's probabilities (the belief returned is the model's own); a class out of range, and a
-    handed port outside data collection, are refused by name."""
+    holds the head's probabilities (the belief returned is the model's own); `handed` does the same for
+    the deterministic actor; a class out of range, and a handed port to random actions, are refused by name."""
     from belief.meld.policy import MeldPolicy
     from belief.meld.trials import run_trial
 
@@ -619,8 +619,18 @@ def test_a_collecting_actor_handed_a_port_acts_on_its_one_hot():
     assert torch.equal(seen[-1][..., -4:], F.one_hot(seen[-1][..., -4:].argmax(-1), 4).float())
     with pytest.raises(ValueError, match="handed_port must be a task class in \\[0, 4\\), got 4"):
         policy.step_sampled(*args, handed_port=4)
-    with pytest.raises(ValueError, match="handed_port .* needs mode 'sample', got 'mean'"):
-        run_trial(None, None, policy, EPISODES, "mean", handed_port=1)
+    policy.act(policy.handed(belief, 1))  # the deterministic actor handed a port (evaluate --hand-true-port)
+    assert torch.equal(seen[-1][..., -4:], torch.tensor([0.0, 1.0, 0.0, 0.0]))
+    from tests.belief_meld.fake_env import FakeImageEnv
+
+    env = FakeImageEnv(episode_steps=3)
+    for port in (0, 3):  # the deterministic trial hands it from episode 2 on (frames 4-7): that port's one-hot
+        seen.clear()
+        run_trial(env, env.tasks.train[0], policy, EPISODES, "mean", handed_port=port, handed_from_episode=1, seed=0)
+        handed = F.one_hot(torch.tensor(port), 4).float()
+        assert len(seen) == 8 and all(torch.equal(x[..., -4:].reshape(-1), handed) for x in seen[4:])
+    with pytest.raises(ValueError, match="handed_port .* needs mode 'sample' or 'mean', got 'random'"):
+        run_trial(None, None, policy, EPISODES, "random", handed_port=1)
 
 
 def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_path):

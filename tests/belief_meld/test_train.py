@@ -77,7 +77,8 @@ def test_train_evaluate_export(tmp_path, monkeypatch):
                        ({"carry_scale": 0.5}, "--carry-scale 0.5 needs a model with a task latent"),
                        ({"carry_cap": -1.0}, r"--carry-cap must be a precision > 0 \(0 = no cap\), got -1.0"),
                        ({"carry_cap": 5.0, "carry_scale": 0.5}, "give one"),
-                       ({"carry_cap": 5.0}, "--carry-cap 5.0 needs a model with a task latent")):
+                       ({"carry_cap": 5.0}, "--carry-cap 5.0 needs a model with a task latent"),
+                       ({"hand_true_port": True}, "--hand-true-port needs the port probabilities in the belief")):
         with pytest.raises(ValueError, match=match):
             evaluate_checkpoint(tmp_path / "checkpoint.pt", env=env, task_set=env.tasks, **bad)
     policy = LoadedPolicy(export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "meld.ts"))
@@ -376,7 +377,7 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
 
 
-def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path):
+def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path, monkeypatch):
     """ac_true_port through the trainer: with true_port_share 1 every collected trial hands the actor its
     port (train.csv says so); the i.i.d. cache's port columns are the one-hot of each cached trial's task
     label, the run trains and exports, and the refit of its checkpoint builds the same view."""
@@ -405,6 +406,18 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     assert "held to the port the head named" in (tmp_path / "held" / "eval_table.md").read_text()
     assert not evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks,
                                    out_dir=tmp_path / "free")["holds_episode_port"]
+    # handed the true port at evaluation: every trial, the control's too, hands its task's class
+    import belief.meld.evaluate as evaluate_module
+
+    handed_ports, real_run_trial = [], evaluate_module.run_trial
+    monkeypatch.setattr(evaluate_module, "run_trial", lambda env_, task, *a, **kw: handed_ports.append(
+        (task.task_id, kw["handed_port"])) or real_run_trial(env_, task, *a, **kw))
+    table = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks, reset_control=True,
+                                hand_true_port=True, out_dir=tmp_path / "handed")
+    assert table["hands_true_port"] and len(handed_ports) == 2 * table["n_trials"]
+    assert all(port == trainer.task_labels[tid] for tid, port in handed_ports)
+    assert "handed each task's true port" in (tmp_path / "handed" / "eval_table.md").read_text()
+    monkeypatch.setattr(evaluate_module, "run_trial", real_run_trial)
     # exported held: the same steps as the held policy evaluate acts with, its state k longer, said in the metadata
     from meldbot.cli import main as meldbot
 
