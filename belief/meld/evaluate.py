@@ -171,7 +171,6 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
 
 def plot_run(run_dir: str | Path) -> Path | None:
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,7 +179,8 @@ def plot_run(run_dir: str | Path) -> Path | None:
     tr, ev = _read_csv(run_dir / "train.csv"), _read_csv(run_dir / "eval.csv")
     if not tr and not ev:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    per_class = sorted(k for k in tr if k.startswith("train_success_last_class"))
+    fig, axes = plt.subplots(1, 4 if per_class else 3, figsize=(17 if per_class else 13, 3.5))
     if "model_loss" in tr:
         axes[0].plot(tr["grad_steps"], tr["model_loss"], lw=0.8)
         axes[0].set_yscale("symlog")
@@ -193,14 +193,39 @@ def plot_run(run_dir: str | Path) -> Path | None:
         axes[1].set_xlabel("gradient steps")
     for k in sorted(k for k in ev if k.startswith("success_ep")):
         axes[2].plot(ev["env_steps"], ev[k], "o-", label=f"held-out success, episode {k[len('success_ep'):]}")
-    axes[2].set_ylim(-0.05, 1.05)
-    # thousands, at most 6 ticks: full step counts ran into each other on a 13-inch-wide figure
-    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
-    axes[2].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1e3:g}k"))
-    axes[2].set_xlabel("environment steps")
-    axes[2].legend(fontsize=7)
+    _success_over_env_steps(axes[2])
+    if per_class:
+        _plot_success_by_class(axes[3], tr, per_class)
     fig.suptitle(f"MELD {run_dir.name}")
     return _save_figure(fig, run_dir / "training.png")
+
+
+def _plot_success_by_class(ax, tr: dict[str, np.ndarray], columns: list[str], window: int = 50) -> None:
+    """Last-episode training success per task class, a running mean over each class's last `window`
+    trials; with handed trials (true_port_share) only those: the actor's skill per port, the task
+    head's guess taken out."""
+    handed = tr.get("train_port_handed")
+    only_handed = handed is not None and np.nanmax(handed) > 0
+    for col in columns:
+        keep = ~np.isnan(tr[col]) & (handed == 1.0 if only_handed else True)
+        if keep.any():
+            y = np.convolve(tr[col][keep], np.ones(window), "full")[: keep.sum()] / np.minimum(
+                np.arange(1, keep.sum() + 1), window)
+            ax.plot(tr["env_steps"][keep], y, lw=0.9, label=f"class {col[len('train_success_last_class'):]}")
+    ax.set_title(f"training success per task class{' (handed trials)' if only_handed else ''}, last {window}", fontsize=9)
+    _success_over_env_steps(ax)
+
+
+def _success_over_env_steps(ax) -> None:
+    """A success-rate panel's axes: 0-1, env steps in thousands (at most 6 ticks: full step counts ran
+    into each other on a 13-inch-wide figure), its legend."""
+    import matplotlib.ticker
+
+    ax.set_ylim(-0.05, 1.05)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1e3:g}k"))
+    ax.set_xlabel("environment steps")
+    ax.legend(fontsize=7)
 
 
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None,

@@ -372,6 +372,16 @@ def env_metadata(env, name: str, episodes: int) -> dict:
 
 
 # --- logging ----------------------------------------------------------------------------------------
+def success_by_class(classes: list[int], successes: list[bool], n_classes: int) -> dict[str, float]:
+    """`train_success_last_class<k>`: last-episode success of an iteration's trials whose task has class k
+    (NaN where none ran), so the log shows which ports the actor has learned, not only how many."""
+    out = {}
+    for k in range(n_classes):
+        mine = [s for c, s in zip(classes, successes, strict=True) if c == k]
+        out[f"train_success_last_class{k}"] = float(np.mean(mine)) if mine else float("nan")
+    return out
+
+
 class CsvLog:
     """Append-only CSV whose columns are fixed by the first row (later keys are dropped, not lost rows)."""
 
@@ -675,7 +685,7 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                succ, seated, acted, led, handed = [], [], [], [], []
+                succ, seated, acted, led, handed, classes = [], [], [], [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]
                     draw = self.rng.random() if cfg.teacher_act_share or cfg.teacher_leads_share else 1.0
@@ -685,6 +695,7 @@ class Trainer:
                     result = self.collect(task, "scripted" if acts else "sample", teacher, controller_episodes=int(leads),
                                           labelled_episodes=cfg.teacher_labelled_episodes, hand_true_port=hands)
                     handed.append(hands)
+                    classes.append(self.task_labels.get(task.task_id, -1))
                     succ.append(result.episode_success)
                     acted.append(acts)
                     led.append(leads)
@@ -698,6 +709,8 @@ class Trainer:
                        "train_ports_seated_ep1": float(np.mean(seated)),
                        "train_teacher_acted": float(np.mean(acted)), "train_teacher_led": float(np.mean(led)),
                        "train_port_handed": float(np.mean(handed)),
+                       **(success_by_class(classes, [s[-1] for s in succ], cfg.agent.model.task_classes)
+                          if self.task_labels else {}),
                        **stats}
                 self.log.write(row)
                 bar.update(1)

@@ -12,7 +12,7 @@ import torch
 from belief.meld.checkpoints import load_meld_checkpoint as load_checkpoint
 from belief.meld.evaluate import evaluate_checkpoint, load_trainer, paired_reads
 from belief.meld.export import export_checkpoint
-from belief.meld.train import TrainConfig, Trainer
+from belief.meld.train import TrainConfig, Trainer, success_by_class
 from belief.policy_file import LoadedPolicy
 from meldbot.executables import SOURCE_ROOT
 from tests.belief_meld.fake_env import FakeImageEnv
@@ -396,6 +396,10 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
     assert ("sample", True) in handed and ("sample", False) not in handed
     rows = list(csv.DictReader((tmp_path / "ok" / "train.csv").open()))
     assert rows and all(float(r["train_port_handed"]) == 1.0 for r in rows)
+    # one trial an iteration: its task's class column holds its last-episode success, the others NaN
+    columns = [f"train_success_last_class{k}" for k in range(4)]
+    logged = [[float(r[c]) for c in columns] for r in rows]
+    assert all(sum(not np.isnan(v) for v in row) == 1 and np.nansum(row) in (0.0, 1.0) for row in logged)
     ports = trainer._ac_cache["obs"][:, -4:]
     assert torch.all((ports == 0) | (ports == 1)) and torch.all(ports.sum(-1) == 1) and set(ports.argmax(-1).tolist()) == {
         trainer.task_labels[t.task_id] for t in trainer.train_tasks}
@@ -677,3 +681,9 @@ def test_training_seed_repeats_a_run_on_the_same_tasks_with_other_trials_and_wei
     for bad in (-2, 1.5, True):
         with pytest.raises(ValueError, match="training_seed must be a whole number >= 0 .or -1 = seed., got"):
             TrainConfig(training_seed=bad)
+
+
+def test_success_by_class_averages_each_classes_trials_and_leaves_the_others_nan():
+    got = success_by_class([0, 2, 2], [True, False, True], 4)
+    assert got["train_success_last_class0"] == 1.0 and got["train_success_last_class2"] == 0.5
+    assert np.isnan(got["train_success_last_class1"]) and np.isnan(got["train_success_last_class3"])
