@@ -134,6 +134,11 @@ class TrainConfig:
     # so a failure (a missed insertion) happens at the true port and the head learned "failed at k => k"
     # and named port k again after an own-guess failure at k (docs/meld.md). Needs true_port_share
     task_head_skips_handed: bool = False
+    # the handed trials go to the ports the actor reaches least: a handed trial's port class is drawn with
+    # weight 1 - (its last-episode success over its last 20 handed trials) + 0.05, then a training task of
+    # that class; the head's-guess trials keep drawing tasks uniformly. A port whose head never learned
+    # to reach it (docs/meld.md, thirty-fifth session) gets more of the practice. Needs true_port_share
+    true_port_focus: bool = False
 
     def __post_init__(self):
         if isinstance(self.agent, dict):
@@ -177,6 +182,10 @@ class TrainConfig:
         if self.true_port_from_episode and not self.true_port_share:
             raise ValueError("TrainConfig.true_port_from_episode says from which episode the handed trials are "
                              "handed the true port: it needs true_port_share")
+        if not isinstance(self.true_port_focus, bool):  # a YAML typo must not switch it on
+            raise ValueError(f"TrainConfig.true_port_focus must be true or false, got {self.true_port_focus!r}")
+        if self.true_port_focus and not self.true_port_share:
+            raise ValueError("TrainConfig.true_port_focus picks the ports of the handed trials: it needs true_port_share")
         if not isinstance(self.task_head_skips_handed, bool):  # a YAML typo must not switch it on
             raise ValueError(f"TrainConfig.task_head_skips_handed must be true or false, got "
                              f"{self.task_head_skips_handed!r}")
@@ -471,6 +480,7 @@ class Trainer:
         self._ac_cache: dict | None = None  # AgentConfig.ac_batch: transitions of all stored trials
         self._ac_cache_step = 0
         self.trials_run = 0
+        self.handed_history: dict[int, list[bool]] = {}  # task class -> last-episode success of its handed trials
         self.pretrained = False
         self.best_score: list[float] | None = None
         self.log = CsvLog(self.run_dir / "train.csv")
@@ -486,7 +496,8 @@ class Trainer:
                  "agent": self.agent.state_dict(), "replay": replay,
                  "counters": {"iteration": self.iteration, "env_steps": self.env_steps,
                               "grad_steps": self.grad_steps, "trials_run": self.trials_run,
-                              "pretrained": self.pretrained, "best_score": self.best_score},
+                              "pretrained": self.pretrained, "best_score": self.best_score,
+                              "handed_history": self.handed_history},
                  "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
         path = atomic_save(state, self.run_dir / CHECKPOINT)
         for key, files in self.trial_files.items():
@@ -510,6 +521,16 @@ class Trainer:
     def _trial_seed(self) -> int:
         self.trials_run += 1
         return self.training_seed * 1_000_003 + self.trials_run * 101
+
+    def _least_reached_port_task(self):
+        """A training task for a handed trial under true_port_focus: its class drawn with weight 1 - recent
+        handed success + 0.05 (a class with no handed trial yet counts as never reached)."""
+        classes = sorted({self.task_labels[t.task_id] for t in self.train_tasks})
+        recent = [self.handed_history.get(k, [])[-20:] for k in classes]
+        weights = np.array([1.0 - (np.mean(r) if r else 0.0) + 0.05 for r in recent])
+        k = classes[self.rng.choice(len(classes), p=weights / weights.sum())]
+        pool = [t for t in self.train_tasks if self.task_labels[t.task_id] == k]
+        return pool[self.rng.integers(len(pool))]
 
     def _teacher(self):
         """The labelling teacher of TrainConfig.teacher (None without one)."""
@@ -692,10 +713,16 @@ class Trainer:
                     acts = draw < cfg.teacher_act_share
                     leads = not acts and draw < cfg.teacher_act_share + cfg.teacher_leads_share
                     hands = not acts and bool(cfg.true_port_share) and self.rng.random() < cfg.true_port_share
+                    if hands and cfg.true_port_focus:
+                        task = self._least_reached_port_task()
                     result = self.collect(task, "scripted" if acts else "sample", teacher, controller_episodes=int(leads),
                                           labelled_episodes=cfg.teacher_labelled_episodes, hand_true_port=hands)
                     handed.append(hands)
                     classes.append(self.task_labels.get(task.task_id, -1))
+                    if hands:
+                        history = self.handed_history.setdefault(classes[-1], [])
+                        history.append(bool(result.episode_success[-1]))
+                        del history[:-20]  # the draw reads the last 20
                     succ.append(result.episode_success)
                     acted.append(acts)
                     led.append(leads)

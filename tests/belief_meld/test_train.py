@@ -687,3 +687,28 @@ def test_success_by_class_averages_each_classes_trials_and_leaves_the_others_nan
     got = success_by_class([0, 2, 2], [True, False, True], 4)
     assert got["train_success_last_class0"] == 1.0 and got["train_success_last_class2"] == 0.5
     assert np.isnan(got["train_success_last_class1"]) and np.isnan(got["train_success_last_class3"])
+
+
+def test_true_port_focus_hands_the_ports_the_actor_reaches_least(tmp_path):
+    """true_port_focus: a handed trial's class is drawn with weight 1 - recent handed success + 0.05, so a
+    class no handed trial has reached yet gets most of them; the history is checkpointed; misuse is
+    refused by name."""
+    from belief.meld.checkpoints import load_meld_checkpoint
+
+    agent = {**TINY, "model": {**TINY["model"], "task_id_weight": 1.0, "task_probs_in_belief": True,
+                               "actor_commits_to_port": True}, "ac_true_port": True}
+    env = FakeImageEnv(episode_steps=3)
+    cfg = _cfg(iterations=2, agent=agent, task_label="goal", true_port_share=1.0, true_port_focus=True)
+    trainer = Trainer(cfg, tmp_path / "focus", env, env.tasks)
+    trainer.run()
+    saved = load_meld_checkpoint(tmp_path / "focus" / "checkpoint.pt", replay=False)["counters"]["handed_history"]
+    assert sum(len(v) for v in saved.values()) == 2 and saved == trainer.handed_history
+    *reached, last = sorted({trainer.task_labels[t.task_id] for t in trainer.train_tasks})
+    trainer.handed_history = {k: [True] * 20 for k in reached}  # the last class never handed
+    drawn = [trainer.task_labels[trainer._least_reached_port_task().task_id] for _ in range(400)]
+    share = 1.05 / (1.05 + 0.05 * len(reached))
+    assert reached and share - 0.06 < drawn.count(last) / 400 < share + 0.06
+    with pytest.raises(ValueError, match="true_port_focus picks the ports of the handed trials: it needs true_port_share"):
+        _cfg(agent=agent, true_port_focus=True)
+    with pytest.raises(ValueError, match="true_port_focus must be true or false, got 'yes'"):
+        _cfg(agent=agent, true_port_share=0.5, true_port_focus="yes")
