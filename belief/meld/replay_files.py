@@ -1,7 +1,8 @@
 """A run's replay trials on disk, one file per trial, written once: the checkpoint only names them.
 
 By 80k env steps a MELD run's replay holds ~2 GB of images; pickled into every checkpoint that cost
-~13 s a save, 1.3 s an iteration at `checkpoint_every: 10` (`python -m bench replay`). Instead each trial
+~13 s a save, 1.3 s an iteration at `checkpoint_every: 10` (docs/meld.md, thirty-fifth session;
+`python -m bench replay` times a save both ways). Instead each trial
 is written once, atomically, as RUN_DIR/<folder>/<serial>.npz (uncompressed, no pickles) when the first
 checkpoint after its collection is saved; the checkpoint keeps an index (the folder, and each task's
 serials oldest first), and files no checkpoint names any more (trials the ring buffers dropped, or
@@ -75,8 +76,12 @@ def _read_trial(path: Path, task_id: str, checkpoint: str | Path) -> dict[str, n
         raise FileNotFoundError(f"{checkpoint or path.parent.parent}: its replay trial {path} is missing (a "
                                 f"checkpoint's trials live in the {path.parent.name}/ folder beside it: move or "
                                 "copy the run folder whole)")
-    with np.load(path) as data:
-        if str(data["task_id"]) != task_id:
-            raise ValueError(f"{path}: holds a trial of task {str(data['task_id'])!r}, the checkpoint "
-                             f"{checkpoint} names it for {task_id!r}")
-        return {k: data[k] for k in FIELDS}
+    try:
+        with np.load(path) as data:
+            stored_task, trial = str(data["task_id"]), {k: data[k] for k in FIELDS}
+    except Exception as exc:  # not an .npz, cut short, or a field missing: name the file, not a zip internal
+        raise ValueError(f"{path}: not a readable replay trial ({type(exc).__name__}: {exc})") from exc
+    if stored_task != task_id:
+        raise ValueError(f"{path}: holds a trial of task {stored_task!r}, the checkpoint {checkpoint} names it "
+                         f"for {task_id!r}")
+    return trial

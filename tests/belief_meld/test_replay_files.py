@@ -93,7 +93,7 @@ def test_older_checkpoints_with_inline_trials_still_resume_and_warm_start(tmp_pa
     assert len(_files(tmp_path / "old" / "replay")) == 4 + 1
 
 
-def test_a_trial_file_of_another_task_is_refused_by_name(tmp_path):
+def test_a_trial_file_of_another_task_or_a_damaged_one_is_refused_by_name(tmp_path):
     bufs = TaskBuffers(2, 6, (4, 8, 3), 2)
     bufs.add("a", _trial(0))
     bufs.add("b", _trial(1))
@@ -101,4 +101,7 @@ def test_a_trial_file_of_another_task_is_refused_by_name(tmp_path):
     index["tasks"] = {"a": [1]}
     with pytest.raises(ValueError, match=r"1.npz: holds a trial of task 'b', the checkpoint .* names it for 'a'"):
         read_trials(tmp_path, index, "ckpt.pt")
+    (tmp_path / "replay" / "0.npz").write_bytes(b"not a trial")  # damaged on disk
+    with pytest.raises(ValueError, match=r"0.npz: not a readable replay trial"):
+        read_trials(tmp_path, {"folder": "replay", "tasks": {"a": [0]}}, "ckpt.pt")
 
