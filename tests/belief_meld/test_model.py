@@ -836,3 +836,20 @@ def test_every_true_or_false_model_option_refuses_anything_else_by_name(name):
     """A YAML typo ("ture") must not switch an option on: each of ModelConfig's flags names the bad value."""
     with pytest.raises(ValueError, match=f"ModelConfig.{name} must be true or false, got 'ture'"):
         ModelConfig(**{name: "ture"})
+
+
+def test_handing_a_port_needs_the_port_probabilities_in_the_belief(agent):
+    """MeldPolicy.handed puts the port's one-hot where the head's probabilities are; a belief without
+    them is refused by name."""
+    from belief.meld.policy import MeldPolicy
+
+    policy = MeldPolicy(agent.model, agent.sac.actor)
+    with torch.no_grad():
+        belief, _ = policy.belief(torch.zeros(16, 32, 3, dtype=torch.uint8), torch.zeros(2), torch.zeros(1),
+                                  policy.initial_state())
+    if agent.model.task_probs_in_belief:
+        handed = policy.handed(belief, 1)
+        assert torch.equal(handed[-4:], torch.tensor([0.0, 1.0, 0.0, 0.0])) and torch.equal(handed[:-4], belief[:-4])
+    else:
+        with pytest.raises(ValueError, match="handing the actor a port needs the port probabilities in the belief"):
+            policy.handed(belief, 0)
