@@ -43,7 +43,7 @@ from belief.meld.trials import TrialResult, run_trial
 
 CHECKPOINT = "checkpoint.pt"
 # TrainConfig.teacher -> the PortSearch order it labels with ("" = no teacher)
-TEACHERS = {"": "", "port_search": "nearest", "port_per_episode": "per_episode"}
+TEACHERS = {"": "", "port_search": "nearest", "port_per_episode": "per_episode", "true_port": "true_port"}
 NEEDS_TEACHER = "teacher: " + " or ".join(t for t in TEACHERS if t)  # the hint of the errors that need one
 BEST = "best.pt"  # weights of the best held-out evaluation so far (training can drift away from it)
 
@@ -95,8 +95,10 @@ class TrainConfig:
     # DAgger: "port_search" labels every collected trial with what a port-blind teacher
     # (sim.mujoco.cable.PortSearch, nearest-port order) would do at each state the agent visited;
     # "port_per_episode" the same teacher trying one port per episode (PortSearch order "per_episode":
-    # after a failure another port, after a success the same one). agent.teacher_bc_weight > 0 clones
-    # those labels. Cable twin only. "" = no teacher
+    # after a failure another port, after a success the same one); "true_port" an expert heading for the
+    # task's own port from every state (privileged, like agent.ac_true_port, which it needs: each of the
+    # actor's per-port heads is taught the way to its port, also from trials that went elsewhere).
+    # agent.teacher_bc_weight > 0 clones those labels. Cable twin only. "" = no teacher
     teacher: str = ""
     # DAgger's beta: the share of collected trials the teacher acts in itself (its actions are then the
     # labels), so the replay holds searches that succeed and the critic sees them pay; the rest the agent
@@ -169,6 +171,9 @@ class TrainConfig:
         if self.agent.teacher_bc_weight and not self.teacher:
             raise ValueError("agent.teacher_bc_weight clones a teacher's labels: it needs a teacher "
                              f"({NEEDS_TEACHER})")
+        if self.teacher == "true_port" and not self.agent.ac_true_port:
+            raise ValueError("TrainConfig.teacher 'true_port' labels the way to the task's own port, which only an "
+                             "actor trained on the true port's one-hot is asked for: it needs agent.ac_true_port")
         for name in ("teacher_act_share", "teacher_leads_share", "true_port_share"):
             share = getattr(self, name)
             if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= share <= 1.0:

@@ -287,10 +287,13 @@ class PortSearch:
     earlier episode, recomputed at every step (a port seated in without the click is ruled out from the
     next episode on, so it stays in it to the episode's end), so its episode 2 succeeds where episode 1
     could not: a teacher of the cross-episode rule (after a failure another port, after a success the
-    same one) rather than of a search that finishes within episode 1.
+    same one) rather than of a search that finishes within episode 1. With `order="true_port"` it is no
+    search: it heads for the task's own port from every state (privileged, as the shaped reward is), the
+    teacher of an actor that is handed the port it must reach (`AgentConfig.ac_true_port`), whose per-port
+    heads then learn the way to ports their own trials never reached.
     """
 
-    ORDERS = ("random", "nearest", "per_episode")
+    ORDERS = ("random", "nearest", "per_episode", "true_port")
 
     def __init__(self, action_scale: float = 1.0, timeout: int = 30, order: str = "random",
                  clone_radius: float = 0.0):
@@ -318,6 +321,8 @@ class PortSearch:
         self.ruled_out_now = set()
 
     def _choose(self, env) -> int:
+        if self.order_kind == "true_port":
+            return int(env.unwrapped.task.params["port"])
         if self.found >= 0:
             return self.found
         if len(self.ruled_out) == N_PORTS:  # every port ruled out (a timed-out correct one): start over

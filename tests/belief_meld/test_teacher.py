@@ -58,6 +58,23 @@ def test_nearest_teacher_rules_out_any_seated_port_heads_for_the_nearest_left_an
     assert asked[-1] == 1
 
 
+def test_the_true_port_teacher_heads_for_the_tasks_port_from_every_state_whatever_seated_or_latched():
+    """Not a search: nearer ports, a port seated without the click and one the learner latched elsewhere
+    do not move it off the task's own port (3 in the stub), trial after trial."""
+    asked: list[int] = []
+    env = _stub_cable_env([0.01, 0.02, 0.03, 0.04], asked)
+    teacher = PortSearch(SCALE, order="true_port")
+    for seed in (0, 1):
+        teacher.start_trial(np.random.default_rng(seed))
+        teacher.start_episode()
+        teacher.act(env, {})
+        teacher.act(env, {"latched_port": 0, "success": False})
+        teacher.act(env, {"latched_port": 1, "success": True})
+        teacher.start_episode()
+        teacher.act(env, {"latched_port": -1, "success": False})
+    assert asked == [3] * 8 and teacher.target == 3
+
+
 def test_port_search_refuses_a_clone_radius_that_is_no_distance_within_half_the_pitch():
     for bad in (-0.001, 0.009, True, "0.004"):
         with pytest.raises(ValueError, match=r"PortSearch clone_radius is a distance \(m\) from a port's axis"):
@@ -65,7 +82,7 @@ def test_port_search_refuses_a_clone_radius_that_is_no_distance_within_half_the_
 
 
 def test_port_search_refuses_an_unknown_order():
-    with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest', 'per_episode'\), got 'closest'"):
+    with pytest.raises(ValueError, match=r"PortSearch order must be one of \('random', 'nearest', 'per_episode', 'true_port'\), got 'closest'"):
         PortSearch(SCALE, order="closest")
 
 
@@ -220,7 +237,9 @@ def test_teacher_settings_are_refused_by_name():
     for bad in ({"teacher_bc_weight": -1.0}, {"teacher_bc_weight": True}, {"teacher_bc_weight": "10"}):
         with pytest.raises(ValueError, match="teacher_bc_weight must be a number >= 0"):
             tiny_agent_config(**bad)
-    for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search', 'port_per_episode'\)"),
+    for bad, match in (({"teacher": "oracle"}, r"teacher must be one of \('', 'port_search', 'port_per_episode', 'true_port'\)"),
+                       ({"env": "widowx_cable", "teacher": "true_port"},
+                        "teacher 'true_port' labels the way to the task's own port.*it needs agent.ac_true_port"),
                        ({"agent": {"teacher_bc_weight": 1.0}}, "clones a teacher's labels: it needs a teacher"),
                        ({"env": "fake", "teacher": "port_search"}, "TrainConfig.teacher: .* widowx_cable twin only"),
                        ({"teacher_clone_radius": 0.004}, "teacher_clone_radius limits a teacher's labels: it needs"),
@@ -367,6 +386,11 @@ def test_the_trainers_teacher_gets_the_clone_radius(tmp_path):
 def test_the_trainers_teacher_searches_in_the_order_its_name_says(tmp_path):
     assert Trainer(_cable_teacher_config(), tmp_path)._teacher().order_kind == "nearest"
     assert Trainer(_cable_teacher_config(teacher="port_per_episode"), tmp_path)._teacher().order_kind == "per_episode"
+    true_port = _cable_teacher_config(teacher="true_port", agent={**TINY_CABLE_AGENT, "ac_true_port": True,
+                                                                  "model": {**TINY_CABLE_AGENT["model"],
+                                                                            "task_id_weight": 1.0, "task_probs_in_belief": True,
+                                                                            "actor_commits_to_port": True}})
+    assert Trainer(true_port, tmp_path)._teacher().order_kind == "true_port"
 
 
 def test_with_teacher_leads_share_1_the_teacher_acts_in_episode_1_and_the_agent_in_episode_2(tmp_path):
