@@ -249,6 +249,17 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def _dotted_items(data: dict, prefix: str = "") -> dict:
+    """{"a.b.c": value} for every leaf of nested config sections."""
+    items = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items.update(_dotted_items(value, f"{prefix}{key}."))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
 def _set_dotted(data: dict, key: str, value, schema: dict) -> None:
     """data[a][b][c] = value for key "a.b.c"; a and a.b must be sections of the config (schema)."""
     *parents, leaf = key.split(".")
@@ -672,6 +683,21 @@ class Trainer:
         loaded = " and the " + " and ".join("actor-critic" if k == "sac" else k for k, _ in parts) if parts else ""
         print(f"warm start: {self.buffers.num_trials} trials{loaded} from {src}", flush=True)
 
+    def _record_resumed_config(self) -> None:
+        """A resume with other options keeps the run's first config.yaml (what it started as) and writes the
+        options now in effect to config.resume<iteration>.yaml, so the run's record says what trained when."""
+        first_path = self.run_dir / "config.yaml"
+        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
+        now = yaml.safe_load(text)  # as read back (tuples become lists), to compare like with like
+        first = yaml.safe_load(first_path.read_text()) if first_path.is_file() else None
+        if first == now:
+            return
+        was, is_now = _dotted_items(first or {}), _dotted_items(now)
+        changed = sorted(k for k in was.keys() | is_now.keys() if was.get(k) != is_now.get(k))
+        path = self.run_dir / f"config.resume{self.iteration}.yaml"
+        atomic_write_text(text, path)
+        print(f"resumed with other options ({', '.join(changed)}): written to {path.name}", flush=True)
+
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
         from tqdm import tqdm
@@ -683,6 +709,7 @@ class Trainer:
             self.log.truncate(self.iteration)
             self.eval_log.truncate(self.iteration)
             print(f"resumed from {ckpt} at iteration {self.iteration}, {self.env_steps} env steps", flush=True)
+            self._record_resumed_config()
         else:
             atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), self.run_dir / "config.yaml")
         _sigterm_as_interrupt()

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from belief.meld.checkpoints import load_meld_checkpoint as load_checkpoint
 from belief.meld.evaluate import evaluate_checkpoint, load_trainer, paired_reads
@@ -96,6 +97,14 @@ def test_resume_continues_bit_for_bit(tmp_path):
     for key in ("model", "sac"):
         for name, tensor in a["agent"][key].items():
             assert torch.equal(tensor, b["agent"][key][name]), f"{key}.{name} differs after resume"
+    # the resume changed one option: the first config stays, the one in effect is written beside it
+    split = tmp_path / "split"
+    assert sorted(p.name for p in split.glob("config*.yaml")) == ["config.resume2.yaml", "config.yaml"]
+    assert yaml.safe_load((split / "config.yaml").read_text())["iterations"] == 2
+    resumed = yaml.safe_load((split / "config.resume2.yaml").read_text())
+    assert resumed["iterations"] == 4 and resumed["agent"] == yaml.safe_load((split / "config.yaml").read_text())["agent"]
+    _run(_cfg(iterations=4), tmp_path / "straight", resume=True)  # same options: nothing more written
+    assert [p.name for p in (tmp_path / "straight").glob("config*.yaml")] == ["config.yaml"]
 
 
 def test_sparse_agent_warm_starts_from_the_shaped_agents_data(tmp_path):
