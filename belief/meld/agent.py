@@ -177,6 +177,8 @@ def gate_plain_actor(sac_state: dict[str, torch.Tensor], experts: int) -> dict[s
 class MeldAgent:
     def __init__(self, cfg: AgentConfig, episodes: int, horizon: int, device: str = "cpu"):
         self.cfg, self.episodes, self.horizon = cfg, episodes, horizon
+        # the cloning weight in effect: the trainer changes it on TrainConfig.teacher_bc_schedule
+        self.teacher_bc_weight = cfg.teacher_bc_weight
         self.device = torch.device(device)
         if cfg.privileged_critic and cfg.critic_task_dim < 1:
             raise ValueError("AgentConfig.privileged_critic needs critic_task_dim >= 1 (the task descriptor size, "
@@ -267,7 +269,7 @@ class MeldAgent:
         labelled = torch.isfinite(t["labels"]).all(-1)
         if not bool(labelled.any()):
             return None
-        return self._clone_loss(t["obs"][labelled], t["labels"][labelled], self.cfg.teacher_bc_weight)
+        return self._clone_loss(t["obs"][labelled], t["labels"][labelled], self.teacher_bc_weight)
 
     def sac_update(self, t: dict[str, torch.Tensor], demo: dict[str, torch.Tensor] | None = None) -> dict:
         """One SAC update on transitions laid out as `transitions` returns them (the task, if any, joins
@@ -276,7 +278,7 @@ class MeldAgent:
         and with teacher_bc_weight it clones the teacher's labels in `t` (`teacher_bc_loss`)."""
         view = self.model.actor_input
         clones = {"search_bc_loss": self.search_bc_loss(demo) if demo is not None and self.cfg.search_bc_weight else None,
-                  "teacher_bc_loss": self.teacher_bc_loss(t) if self.cfg.teacher_bc_weight and "labels" in t else None}
+                  "teacher_bc_loss": self.teacher_bc_loss(t) if self.teacher_bc_weight and "labels" in t else None}
         clones = {k: v for k, v in clones.items() if v is not None}
         bc = sum(clones.values()) if clones else None
         stats: dict = {}

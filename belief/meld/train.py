@@ -121,6 +121,11 @@ class TrainConfig:
     # its episode 2 seated the plug on 0.24 of trials, 0.79 with the belief reset (docs/meld.md). Needs a teacher;
     # 0 <= k < episodes. 0 = every episode
     teacher_labelled_episodes: int = 0
+    # [[env_steps, weight], ...]: from that many env steps on, the teacher's cloning weight is weight
+    # (agent.teacher_bc_weight before the first entry). Cloning the true-port teacher's approach at 300
+    # opened every port and cost the mean action its push in; lowered to 3 after the approach was
+    # learnt, the reward brought the push in back (docs/meld.md). Needs a teacher. [] = constant
+    teacher_bc_schedule: list = field(default_factory=list)
     # the share of collected trials in which the agent's actor is handed the trial's true port (one-hot)
     # in place of the task head's probabilities: the agent's own policy going to the port it is told, the
     # data its true-port actor-critic (agent.ac_true_port, required) trains on; in the rest it is handed
@@ -216,6 +221,7 @@ class TrainConfig:
         if k and not self.teacher:
             raise ValueError("TrainConfig.teacher_labelled_episodes limits a teacher's labels: it needs a teacher "
                              f"({NEEDS_TEACHER})")
+        self._check_teacher_bc_schedule()
         if self.teacher_clone_radius:  # refused here, not after the random trials and pre-training
             from sim.mujoco.cable import check_clone_radius
 
@@ -226,6 +232,30 @@ class TrainConfig:
                                  f"twin only, not {self.env!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available")
+
+    def _check_teacher_bc_schedule(self) -> None:
+        what = "TrainConfig.teacher_bc_schedule is a list of [env_steps, weight] pairs, env_steps whole, rising"
+        entries = self.teacher_bc_schedule
+        if not isinstance(entries, list | tuple):
+            raise ValueError(f"{what}; got {entries!r}")
+        last = -1
+        for entry in entries:
+            steps, weight = entry if isinstance(entry, list | tuple) and len(entry) == 2 else (None, None)
+            if (not is_whole_number(steps) or steps <= last or isinstance(weight, bool)
+                    or not isinstance(weight, int | float) or not weight >= 0):
+                raise ValueError(f"{what} and weight a number >= 0; got {entry!r} in {entries!r}")
+            last = steps
+        if entries and not (self.teacher and self.agent.teacher_bc_weight):
+            raise ValueError("TrainConfig.teacher_bc_schedule changes the cloning weight a run starts with: it needs a "
+                             f"teacher ({NEEDS_TEACHER}) and agent.teacher_bc_weight > 0")
+
+    def teacher_bc_weight_at(self, env_steps: int) -> float:
+        """The teacher's cloning weight in effect after `env_steps` env steps (teacher_bc_schedule)."""
+        weight = self.agent.teacher_bc_weight
+        for steps, scheduled in self.teacher_bc_schedule:
+            if env_steps >= steps:
+                weight = scheduled
+        return float(weight)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
@@ -612,7 +642,7 @@ class Trainer:
         # each term averaged over the steps that reported it: the teacher's cloning term is absent from
         # steps whose minibatch held no labelled transition, which must not read as a zero loss
         out = {k: v / counts[k] for k, v in sums.items()}
-        if actor_critic and self.cfg.agent.teacher_bc_weight:
+        if actor_critic and (self.cfg.agent.teacher_bc_weight or self.cfg.teacher_bc_schedule):
             # train.csv's columns are fixed by its first row: a run whose first minibatches hold no label
             # (a warm start's replay) must still get the column
             out.setdefault("teacher_bc_loss", float("nan"))
@@ -738,6 +768,7 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
+                self.agent.teacher_bc_weight = cfg.teacher_bc_weight_at(self.env_steps)
                 succ, seated, acted, led, handed, classes = [], [], [], [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]

@@ -412,3 +412,38 @@ def test_with_teacher_leads_share_1_the_teacher_acts_in_episode_1_and_the_agent_
         rows = list(csv.DictReader(fh))
     assert [float(r["train_teacher_led"]) for r in rows] == [1.0] * 3
     assert [float(r["train_teacher_acted"]) for r in rows] == [0.0] * 3
+
+
+def test_the_cloning_weight_follows_its_schedule_by_env_steps(tmp_path):
+    """teacher_bc_schedule: each iteration trains at the weight in effect at the env steps it started
+    from (agent.teacher_bc_weight before the first entry); at weight 0 nothing is cloned (NaN logged)."""
+    probe = Trainer(_cable_teacher_config(init_trials_per_task=1, pretrain_steps=1), tmp_path / "probe")
+    per_trial = probe.cfg.episodes * probe.horizon  # env steps of one collected trial
+    start = len(probe.train_tasks) * per_trial  # after the random trials
+    schedule = [[start + per_trial, 0.5], [start + 2 * per_trial, 0.0]]
+    cfg = _cable_teacher_config(init_trials_per_task=1, pretrain_steps=1, iterations=4, batch_trials=2,
+                                checkpoint_every=10, teacher_bc_schedule=schedule)
+    trainer = Trainer(cfg, tmp_path / "run")
+    seen, real = [], trainer.train_steps
+    trainer.train_steps = lambda n, **kw: seen.append(trainer.agent.teacher_bc_weight) or real(n, **kw)
+    trainer.run()
+    assert seen[-4:] == [1.0, 0.5, 0.0, 0.0]  # the agent's weight, then the schedule's
+    with (tmp_path / "run" / "train.csv").open() as fh:
+        losses = [float(r["teacher_bc_loss"]) for r in csv.DictReader(fh)]
+    assert np.isfinite(losses[:2]).any() and np.isnan(losses[2:]).all()  # a minibatch may hold no labelled step
+    assert [cfg.teacher_bc_weight_at(s) for s in (0, start + per_trial - 1, start + per_trial, 10**6)] == [1.0, 1.0, 0.5, 0.0]
+
+
+@pytest.mark.parametrize("schedule", [[[100, -1.0]], [[100, 1.0], [50, 0.0]], [[100]], "300 then 3", [[1.5, 1.0]],
+                                      [[100, True]]])
+def test_a_bad_cloning_schedule_is_refused_by_name(schedule):
+    with pytest.raises(ValueError, match=r"teacher_bc_schedule is a list of \[env_steps, weight\] pairs"):
+        _cable_teacher_config(teacher_bc_schedule=schedule)
+
+
+def test_a_cloning_schedule_needs_a_teacher_and_a_weight_to_start_from():
+    with pytest.raises(ValueError, match="teacher_bc_schedule changes the cloning weight .* needs a teacher"):
+        _cable_teacher_config(teacher="", agent={**TINY_CABLE_AGENT, "teacher_bc_weight": 0.0},
+                              teacher_bc_schedule=[[100, 1.0]])
+    with pytest.raises(ValueError, match="agent.teacher_bc_weight > 0"):
+        _cable_teacher_config(agent={**TINY_CABLE_AGENT, "teacher_bc_weight": 0.0}, teacher_bc_schedule=[[100, 1.0]])
