@@ -279,12 +279,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _dotted_items(data: dict, prefix: str = "") -> dict:
+def dotted_items(data: dict, prefix: str = "") -> dict:
     """{"a.b.c": value} for every leaf of nested config sections."""
     items = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            items.update(_dotted_items(value, f"{prefix}{key}."))
+            items.update(dotted_items(value, f"{prefix}{key}."))
         else:
             items[f"{prefix}{key}"] = value
     return items
@@ -719,14 +719,20 @@ class Trainer:
         first_path = self.run_dir / "config.yaml"
         text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
         now = yaml.safe_load(text)  # as read back (tuples become lists), to compare like with like
-        first = yaml.safe_load(first_path.read_text()) if first_path.is_file() else None
+        try:  # a record only: a missing or damaged first config must not stop the resume
+            first = yaml.safe_load(first_path.read_text())
+        except (OSError, yaml.YAMLError):
+            first = None
         if first == now:
             return
-        was, is_now = _dotted_items(first or {}), _dotted_items(now)
-        changed = sorted(k for k in was.keys() | is_now.keys() if was.get(k) != is_now.get(k))
+        if isinstance(first, dict):
+            was, is_now = dotted_items(first), dotted_items(now)
+            changed = ", ".join(sorted(k for k in was.keys() | is_now.keys() if was.get(k) != is_now.get(k)))
+        else:
+            changed = f"{first_path.name} missing or unreadable"
         path = self.run_dir / f"config.resume{self.iteration}.yaml"
         atomic_write_text(text, path)
-        print(f"resumed with other options ({', '.join(changed)}): written to {path.name}", flush=True)
+        print(f"resumed with other options ({changed}): written to {path.name}", flush=True)
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:

@@ -105,6 +105,9 @@ def test_resume_continues_bit_for_bit(tmp_path):
     assert resumed["iterations"] == 4 and resumed["agent"] == yaml.safe_load((split / "config.yaml").read_text())["agent"]
     _run(_cfg(iterations=4), tmp_path / "straight", resume=True)  # same options: nothing more written
     assert [p.name for p in (tmp_path / "straight").glob("config*.yaml")] == ["config.yaml"]
+    (split / "config.yaml").write_text("iterations: [unclosed")  # a damaged record must not stop a resume
+    _run(_cfg(iterations=6), split, resume=True)
+    assert yaml.safe_load((split / "config.resume4.yaml").read_text())["iterations"] == 6
 
 
 def test_sparse_agent_warm_starts_from_the_shaped_agents_data(tmp_path):
@@ -279,11 +282,8 @@ RECIPE_GATED = RECIPE_OPTS + [
 def test_recipe_configs_are_the_documented_runs(recipe, base, sets):
     """config/train_meld_stage1.yaml and train_meld_gated.yaml (make meld-reduced) hold exactly the documented
     command lines: the base config with their --set options, nothing more or less."""
+    from belief.meld.train import dotted_items as flat
     from belief.meld.train import parse_set_options
-
-    def flat(d, prefix=""):
-        return {k2: v2 for k, v in d.items()
-                for k2, v2 in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}).items()}
 
     shipped = flat(TrainConfig.from_yaml(SOURCE_ROOT / "config" / recipe).to_dict())
     documented = flat(TrainConfig.from_yaml(SOURCE_ROOT / "config" / base, **parse_set_options(sets)).to_dict())
