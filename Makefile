@@ -47,14 +47,21 @@ bench: $(STAMP)
 # a SEED or OUT left in the shell's environment must not redirect a run. The configs' budgets are wall time; a
 # slower machine reaches fewer env steps in them (docs/meld.md, thirty-third section): STAGE1_STEPS=33600
 # STEPS=80000 budget both stages in env steps instead (STEPS counts stage 1's too), as the recorded runs reached.
+# TEACHER=true_port adds the true-port teacher to stage 2 (docs/meld.md, thirty-seventh and thirty-eighth
+# sections): every collected trial is labelled with the privileged way to its own port, cloned at weight 300 until
+# 52k env steps (the heads learn to reach every port), then at 3 (the reward brings the push in back).
 SEED   = 0
 OUT    = runs/meld/reduced_seed$(SEED)
 STAGE1 =
 STAGE1_STEPS =
 STEPS  =
+TEACHER =
 steps_budget = $(if $(1),--set max_env_steps=$(1) --set time_budget_min=0)
+teacher_options_true_port = --set teacher=true_port --set agent.teacher_bc_weight=300 \
+  --set teacher_clone_radius=0.004 --set "teacher_bc_schedule=[[52000, 3]]"
 meld-reduced: $(STAMP)
 	@case "$(SEED)" in ''|*[!0-9]*) echo "error: SEED must be a whole number >= 0, got '$(SEED)'"; exit 2;; esac
+	@case "$(TEACHER)" in ''|true_port) ;; *) echo "error: TEACHER must be true_port or empty, got '$(TEACHER)'"; exit 2;; esac
 	@for v in "STAGE1_STEPS=$(STAGE1_STEPS)" "STEPS=$(STEPS)"; do case "$${v#*=}" in *[!0-9]*|0) \
 	  echo "error: $${v%%=*} must be a whole number of env steps > 0, got '$${v#*=}'"; exit 2;; esac; done
 	$(if $(and $(STAGE1),$(STAGE1_STEPS)),@echo "error: STAGE1_STEPS has no effect with STAGE1 (stage 1 is reused, \
@@ -63,7 +70,8 @@ meld-reduced: $(STAMP)
 	$(PY) -m belief.meld.train --config config/train_meld_stage1.yaml --out $(OUT)/stage1 --set training_seed=$(SEED) \
 	  $(call steps_budget,$(STAGE1_STEPS)))
 	$(PY) -m belief.meld.train --config config/train_meld_gated.yaml --out $(OUT)/gated \
-	  --set warm_start=$(or $(STAGE1),$(OUT)/stage1) --set training_seed=$(SEED) $(call steps_budget,$(STEPS))
+	  --set warm_start=$(or $(STAGE1),$(OUT)/stage1) --set training_seed=$(SEED) $(call steps_budget,$(STEPS)) \
+	  $(teacher_options_$(TEACHER))
 	$(PY) -m belief.meld.evaluate $(OUT)/gated/checkpoint.pt --split fresh --tasks 160 --trials 1 \
 	  --reset-control --hold-episode-port --out $(OUT)/gated/eval_fresh160_hold_rc
 

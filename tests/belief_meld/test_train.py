@@ -327,6 +327,20 @@ def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
     assert "--reset-control --hold-episode-port" in listed
 
 
+def test_make_meld_reduced_adds_the_true_port_teacher_to_stage_2(tmp_path):
+    """TEACHER=true_port trains stage 2 with the true-port teacher and its cloning schedule; stage 1 and a run
+    without TEACHER are unchanged."""
+    def trains(*args):
+        listed = _make_dry_run("meld-reduced", f"OUT={tmp_path}", *args).stdout.replace("\\\n", " ")
+        return [line for line in listed.splitlines() if "belief.meld.train" in line]
+
+    taught = trains("TEACHER=true_port")
+    schedule = '--set teacher=true_port --set agent.teacher_bc_weight=300 --set teacher_clone_radius=0.004 ' \
+               '--set "teacher_bc_schedule=[[52000, 3]]"'
+    assert schedule in " ".join(taught[1].split()) and "teacher" not in taught[0]
+    assert not any("teacher" in t for t in trains())
+
+
 def test_make_meld_reduced_ignores_seed_and_out_in_the_environment():
     """SEED / OUT count only on make's command line: ones left in the shell do not redirect the run."""
     listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere"}).stdout
@@ -338,7 +352,8 @@ def test_make_meld_reduced_names_bad_variables():
     """Bad SEED / step budgets, and STAGE1_STEPS beside a reused STAGE1 (it would do nothing), stop the target
     with a message naming the variable (before any step runs: PY=false fails a step that does, unnamed)."""
     for args, named in ((["SEED=x"], "SEED must be a whole number"), (["STEPS=8e4"], "STEPS must be a whole"),
-                        (["STAGE1=runs/x", "STAGE1_STEPS=33600"], "STAGE1_STEPS has no effect with STAGE1")):
+                        (["STAGE1=runs/x", "STAGE1_STEPS=33600"], "STAGE1_STEPS has no effect with STAGE1"),
+                        (["TEACHER=port_search"], "TEACHER must be true_port or empty, got 'port_search'")):
         done = _make_dry_run("meld-reduced", "PY=false", *args, check=False, dry=False)
         assert done.returncode != 0 and named in done.stdout + done.stderr, (args, done.stdout, done.stderr)
 
