@@ -50,8 +50,10 @@ bench: $(STAMP)
 # TEACHER=true_port adds the true-port teacher to stage 2 (docs/meld.md, thirty-seventh and thirty-eighth
 # sections): every collected trial is labelled with the privileged way to its own port, cloned at weight 300 until
 # 52k env steps (the heads learn to reach every port), then at 3 (the reward brings the push in back).
+# Its runs go to runs/meld/reduced_true_port_seed$(SEED); STAGE1=runs/meld/reduced_seed0/stage1 reuses the plain
+# recipe's stage 1. A folder that already holds a run is refused (train's --resume continues one).
 SEED   = 0
-OUT    = runs/meld/reduced_seed$(SEED)
+OUT    = runs/meld/reduced$(TEACHER:%=_%)_seed$(SEED)
 STAGE1 =
 STAGE1_STEPS =
 STEPS  =

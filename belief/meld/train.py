@@ -24,6 +24,7 @@ import argparse
 import csv
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -740,6 +741,8 @@ class Trainer:
 
         cfg = self.cfg
         ckpt = self.run_dir / CHECKPOINT
+        if not resume and ckpt.is_file():  # a fresh run would overwrite a recorded one, checkpoint and replay
+            raise ValueError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
         if resume and ckpt.is_file():
             self.restore(ckpt)
             self.log.truncate(self.iteration)
@@ -914,7 +917,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m belief.meld.train", description=__doc__.splitlines()[0])
     add_arguments(p)
-    return train_command(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        return train_command(args)
+    except (ValueError, FileNotFoundError) as exc:  # bad options or run folder: the message, not a traceback
+        print(f"python -m belief.meld.train: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

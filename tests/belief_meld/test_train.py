@@ -339,13 +339,15 @@ def test_make_meld_reduced_adds_the_true_port_teacher_to_stage_2(tmp_path):
                '--set "teacher_bc_schedule=[[52000, 3]]"'
     assert schedule in " ".join(taught[1].split()) and "teacher" not in taught[0]
     assert not any("teacher" in t for t in trains())
+    listed = _make_dry_run("meld-reduced", "SEED=2", "TEACHER=true_port").stdout  # its own folder by default
+    assert "--out runs/meld/reduced_true_port_seed2/gated" in listed and "reduced_seed2" not in listed
 
 
 def test_make_meld_reduced_ignores_seed_and_out_in_the_environment():
-    """SEED / OUT count only on make's command line: ones left in the shell do not redirect the run."""
-    listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere"}).stdout
+    """SEED / OUT / TEACHER count only on make's command line: ones left in the shell do not change the run."""
+    listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere", "TEACHER": "true_port"}).stdout
     assert "training_seed=0" in listed and "runs/meld/reduced_seed0/stage1" in listed
-    assert "/elsewhere" not in listed and "training_seed=9" not in listed
+    assert "/elsewhere" not in listed and "training_seed=9" not in listed and "teacher" not in listed
 
 
 def test_make_meld_reduced_names_bad_variables():
@@ -736,3 +738,18 @@ def test_true_port_focus_hands_the_ports_the_actor_reaches_least(tmp_path):
         _cfg(agent=agent, true_port_focus=True)
     with pytest.raises(ValueError, match="true_port_focus must be true or false, got 'yes'"):
         _cfg(agent=agent, true_port_share=0.5, true_port_focus="yes")
+
+
+def test_a_fresh_run_refuses_a_folder_holding_a_run(tmp_path, capsys):
+    """Training without --resume into a folder that holds checkpoint.pt stops by name and leaves the recorded run
+    as it was (it would overwrite the checkpoint and prune the replay); the module's CLI says so without a
+    traceback."""
+    from belief.meld.train import main
+
+    _run(_cfg(iterations=2), tmp_path)
+    recorded = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="checkpoint.pt exists: pass --resume"):
+        _run(_cfg(iterations=2), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == recorded
+    assert main(["--config", str(SOURCE_ROOT / "config/train_meld_gated.yaml"), "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'checkpoint.pt'} exists: pass --resume" in capsys.readouterr().err
