@@ -225,7 +225,8 @@ def _success_over_env_steps(ax) -> None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1e3:g}k"))
     ax.set_xlabel("environment steps")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # a panel with no trials of its kind yet has nothing to name
+        ax.legend(fontsize=7)
 
 
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None,
