@@ -244,17 +244,21 @@ def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set
 
 
 def ends_by_correct_port(per_trial: list[dict], task_label: str = "port") -> dict[int, dict]:
-    """Where each episode ended (port under the plug, -1 = none), grouped by the task's correct port:
-    {correct port: {"trials": n, "ends_at": [{port: count} per episode]}}. A task split skewed towards
-    one port cannot tell a habit of going there from task inference; this table can."""
+    """Where each episode ended (port under the plug, -1 = none) and how many succeeded, grouped by the
+    task's correct port: {correct port: {"trials": n, "ends_at": [{port: count} per episode], "successes":
+    [count per episode]}}. A task split skewed towards one port cannot tell a habit of going there from task
+    inference, nor a success rate which ports it comes from; this table can."""
     groups: dict[int, dict] = {}
     for t in per_trial:
-        g = groups.setdefault(int(t[task_label]), {"trials": 0, "ends_at": [{} for _ in t["port_at_tip"]]})
+        n_ep = len(t["port_at_tip"])
+        g = groups.setdefault(int(t[task_label]), {"trials": 0, "ends_at": [{} for _ in range(n_ep)],
+                                                   "successes": [0] * n_ep})
         g["trials"] += 1
         for counts, port in zip(g["ends_at"], t["port_at_tip"], strict=True):
             counts[port] = counts.get(port, 0) + 1
-    return {k: {"trials": g["trials"], "ends_at": [dict(sorted(c.items())) for c in g["ends_at"]]}
-            for k, g in sorted(groups.items())}
+        g["successes"] = [n + bool(ok) for n, ok in zip(g["successes"], t["success"], strict=True)]
+    return {k: {"trials": g["trials"], "ends_at": [dict(sorted(c.items())) for c in g["ends_at"]],
+                "successes": g["successes"]} for k, g in sorted(groups.items())}
 
 
 def episode2_given_episode1(per_trial: list[dict]) -> dict[str, dict]:
@@ -349,7 +353,8 @@ def _ends_by_port_lines(by_port: dict[int, dict], label: str = "") -> list[str]:
         eps = "; ".join(f"episode {i + 1}{label}: " + ", ".join(f"port {p} x{n}" if p >= 0 else f"none x{n}"
                                                                 for p, n in c.items())
                         for i, c in enumerate(g["ends_at"]))
-        lines.append(f"- correct port {port} ({g['trials']} trials) ends at {eps}")
+        won = f"; successes {' / '.join(map(str, g['successes']))}" if "successes" in g else ""
+        lines.append(f"- correct port {port} ({g['trials']} trials) ends at {eps}{won}")
     return lines
 
 

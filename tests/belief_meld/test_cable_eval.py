@@ -7,6 +7,7 @@ import torch
 
 from belief.meld.agent import AgentConfig, MeldAgent
 from belief.meld.evaluate import (
+    _ends_by_port_lines,
     _episode2_lines,
     _paired_lines,
     _port_reads,
@@ -48,11 +49,15 @@ def test_cable_evaluation_reports_the_port_reached_per_episode():
 
 def test_ends_by_correct_port_groups_where_episodes_end_by_the_tasks_port():
     """A split skewed to one port cannot tell a habit from task inference; grouping by the correct port can."""
-    per_trial = [{"task": "a", "port": 3, "port_at_tip": [2, 3]}, {"task": "a", "port": 3, "port_at_tip": [2, 2]},
-                 {"task": "b", "port": 1, "port_at_tip": [2, -1]}]
-    assert ends_by_correct_port(per_trial) == {
-        1: {"trials": 1, "ends_at": [{2: 1}, {-1: 1}]},
-        3: {"trials": 2, "ends_at": [{2: 2}, {2: 1, 3: 1}]}}
+    per_trial = [{"task": "a", "port": 3, "port_at_tip": [2, 3], "success": [False, True]},
+                 {"task": "a", "port": 3, "port_at_tip": [2, 2], "success": [False, False]},
+                 {"task": "b", "port": 1, "port_at_tip": [2, -1], "success": [False, False]}]
+    by_port = ends_by_correct_port(per_trial)
+    assert by_port == {
+        1: {"trials": 1, "ends_at": [{2: 1}, {-1: 1}], "successes": [0, 0]},
+        3: {"trials": 2, "ends_at": [{2: 2}, {2: 1, 3: 1}], "successes": [0, 1]}}
+    assert _ends_by_port_lines(by_port)[1] == ("- correct port 3 (2 trials) ends at episode 1: port 2 x2; "
+                                               "episode 2: port 2 x1, port 3 x1; successes 0 / 1")
 
 
 def test_head_ports_read_each_episodes_first_frame_and_follows_head_compares_the_ends():
