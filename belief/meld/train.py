@@ -743,7 +743,9 @@ class Trainer:
         ckpt = self.run_dir / CHECKPOINT
         if not resume and ckpt.is_file():  # a fresh run would overwrite a recorded one, checkpoint and replay
             raise ValueError(f"{ckpt} exists: pass --resume to continue that run, or choose another --out")
-        if resume and ckpt.is_file():
+        if resume and not ckpt.is_file():  # a mistyped --out would otherwise start hours of training afresh
+            raise FileNotFoundError(f"{ckpt} not found: nothing to resume (drop --resume to start a fresh run)")
+        if resume:
             self.restore(ckpt)
             self.log.truncate(self.iteration)
             self.eval_log.truncate(self.iteration)

@@ -740,10 +740,10 @@ def test_true_port_focus_hands_the_ports_the_actor_reaches_least(tmp_path):
         _cfg(agent=agent, true_port_share=0.5, true_port_focus="yes")
 
 
-def test_a_fresh_run_refuses_a_folder_holding_a_run(tmp_path, capsys):
+def test_a_fresh_run_refuses_a_folder_holding_a_run_and_a_resume_needs_one(tmp_path, capsys):
     """Training without --resume into a folder that holds checkpoint.pt stops by name and leaves the recorded run
     as it was (it would overwrite the checkpoint and prune the replay); the module's CLI says so without a
-    traceback."""
+    traceback. --resume where there is no checkpoint stops too, rather than train afresh."""
     from belief.meld.train import main
 
     _run(_cfg(iterations=2), tmp_path)
@@ -753,3 +753,6 @@ def test_a_fresh_run_refuses_a_folder_holding_a_run(tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == recorded
     assert main(["--config", str(SOURCE_ROOT / "config/train_meld_gated.yaml"), "--out", str(tmp_path)]) == 2
     assert f"{tmp_path / 'checkpoint.pt'} exists: pass --resume" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt not found: nothing to resume"):
+        _run(_cfg(iterations=2), tmp_path / "elsewhere", resume=True)
+    assert not (tmp_path / "elsewhere" / "checkpoint.pt").exists()
