@@ -150,3 +150,18 @@ def test_paired_reads_pair_episode_2_with_episode_1_and_with_the_belief_reset_co
     assert paired_reads({"per_trial": [{"success": [True], "at_correct_port": [True]}]}) == {}
     with pytest.raises(ValueError, match="no 'per_trial' records"):
         paired_reads({"success_per_episode": [0.1, 0.2]})  # a table saved before per-trial records
+
+
+def test_the_training_plot_draws_panels_without_trials_of_their_kind_with_no_warning(tmp_path):
+    """A run whose per-class column has no value yet (no handed trial finished) and no evaluation still gets its
+    training.png, without matplotlib's empty-legend warning."""
+    import warnings
+
+    from belief.meld.evaluate import plot_run
+
+    (tmp_path / "train.csv").write_text("iteration,env_steps,grad_steps,model_loss,q_mean,train_success_last_class0\n"
+                                        "1,80,8,-10.0,-5.0,nan\n2,160,16,-12.0,-4.0,nan\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_run(tmp_path)
+    assert path == tmp_path / "training.png" and path.stat().st_size > 0
