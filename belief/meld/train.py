@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -127,6 +128,11 @@ class TrainConfig:
     # opened every port and cost the mean action its push in; lowered to 3 after the approach was
     # learnt, the reward brought the push in back (docs/meld.md). Needs a teacher. [] = constant
     teacher_bc_schedule: list = field(default_factory=list)
+    # the schedule's last weight also takes effect once this many minutes of time_budget_min are left, if its
+    # env steps have not come first: on a slower machine the budget ends before the scheduled env steps leave
+    # the reward time to bring the push in back (~150 iterations at weight 3, docs/meld.md). Minutes of this
+    # invocation's budget (a resume starts its own). Needs the schedule and time_budget_min > it. 0 = off
+    teacher_bc_final_min: float = 0.0
     # the share of collected trials in which the agent's actor is handed the trial's true port (one-hot)
     # in place of the task head's probabilities: the agent's own policy going to the port it is told, the
     # data its true-port actor-critic (agent.ac_true_port, required) trains on; in the rest it is handed
@@ -249,9 +255,19 @@ class TrainConfig:
         if entries and not (self.teacher and self.agent.teacher_bc_weight):
             raise ValueError("TrainConfig.teacher_bc_schedule changes the cloning weight a run starts with: it needs a "
                              f"teacher ({NEEDS_TEACHER}) and agent.teacher_bc_weight > 0")
+        final = self.teacher_bc_final_min
+        if isinstance(final, bool) or not isinstance(final, int | float) or not final >= 0:
+            raise ValueError(f"TrainConfig.teacher_bc_final_min is minutes >= 0 (0 = off), got {final!r}")
+        if final and not (entries and final < self.time_budget_min):
+            raise ValueError("TrainConfig.teacher_bc_final_min starts the teacher_bc_schedule's last weight that many "
+                             "minutes before the time budget ends: it needs a teacher_bc_schedule and time_budget_min > "
+                             f"{final} (got schedule {entries!r}, time_budget_min {self.time_budget_min!r})")
 
-    def teacher_bc_weight_at(self, env_steps: int) -> float:
-        """The teacher's cloning weight in effect after `env_steps` env steps (teacher_bc_schedule)."""
+    def teacher_bc_weight_at(self, env_steps: int, minutes_left: float = math.inf) -> float:
+        """The teacher's cloning weight in effect after `env_steps` env steps (teacher_bc_schedule), or the
+        schedule's last once `minutes_left` of the time budget are teacher_bc_final_min or fewer."""
+        if self.teacher_bc_final_min and minutes_left <= self.teacher_bc_final_min:
+            return float(self.teacher_bc_schedule[-1][1])
         weight = self.agent.teacher_bc_weight
         for steps, scheduled in self.teacher_bc_schedule:
             if env_steps >= steps:
@@ -779,7 +795,13 @@ class Trainer:
                 if cfg.time_budget_min and time.monotonic() - t0 > 60 * cfg.time_budget_min:
                     print(f"time budget of {cfg.time_budget_min} min reached", flush=True)
                     break
-                self.agent.teacher_bc_weight = cfg.teacher_bc_weight_at(self.env_steps)
+                minutes_left = cfg.time_budget_min - (time.monotonic() - t0) / 60 if cfg.time_budget_min else math.inf
+                weight = cfg.teacher_bc_weight_at(self.env_steps, minutes_left)
+                if weight != self.agent.teacher_bc_weight:  # a person reading the log sees when and why
+                    left = f", {minutes_left:.0f} min of the time budget left" if cfg.time_budget_min else ""
+                    print(f"teacher's cloning weight {weight:g} from iteration {self.iteration + 1} ({self.env_steps} "
+                          f"env steps{left})", flush=True)
+                self.agent.teacher_bc_weight = weight
                 succ, seated, acted, led, handed, classes = [], [], [], [], [], []
                 for _ in range(cfg.trials_per_iter):
                     task = self.train_tasks[self.rng.integers(len(self.train_tasks))]

@@ -434,6 +434,31 @@ def test_the_cloning_weight_follows_its_schedule_by_env_steps(tmp_path):
     assert [cfg.teacher_bc_weight_at(s) for s in (0, start + per_trial - 1, start + per_trial, 10**6)] == [1.0, 1.0, 0.5, 0.0]
 
 
+def test_the_schedules_last_weight_starts_its_final_minutes_before_the_budget_ends(tmp_path, monkeypatch, capsys):
+    """teacher_bc_final_min: on a machine too slow to reach the scheduled env steps inside time_budget_min, the
+    last weight still trains the run's final minutes (a clock of one minute per iteration stands in for it)."""
+    import belief.meld.train as train_module
+
+    cfg = _cable_teacher_config(init_trials_per_task=1, pretrain_steps=1, iterations=4, batch_trials=2,
+                                checkpoint_every=10, teacher_bc_schedule=[[10**6, 0.5]], time_budget_min=10,
+                                teacher_bc_final_min=7.5)
+    trainer = Trainer(cfg, tmp_path / "run")
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(monotonic=lambda: 60.0 * trainer.iteration))
+    seen, real = [], trainer.train_steps
+    trainer.train_steps = lambda n, **kw: seen.append(trainer.agent.teacher_bc_weight) or real(n, **kw)
+    trainer.run()
+    assert seen[-4:] == [1.0, 1.0, 1.0, 0.5]  # 10, 9, 8, then 7 minutes left
+    assert "teacher's cloning weight 0.5 from iteration 4" in capsys.readouterr().out
+    assert cfg.teacher_bc_weight_at(10**6, minutes_left=9.0) == 0.5  # the env steps may come first
+
+
+@pytest.mark.parametrize("final_min, schedule, budget", [(-1.0, [[100, 0.5]], 60), ("5", [[100, 0.5]], 60),
+                                                         (5.0, [], 60), (5.0, [[100, 0.5]], 0), (60, [[100, 0.5]], 60)])
+def test_a_bad_final_phase_is_refused_by_name(final_min, schedule, budget):
+    with pytest.raises(ValueError, match="teacher_bc_final_min"):
+        _cable_teacher_config(teacher_bc_final_min=final_min, teacher_bc_schedule=schedule, time_budget_min=budget)
+
+
 @pytest.mark.parametrize("schedule", [[[100, -1.0]], [[100, 1.0], [50, 0.0]], [[100]], "300 then 3", [[1.5, 1.0]],
                                       [[100, True]]])
 def test_a_bad_cloning_schedule_is_refused_by_name(schedule):
