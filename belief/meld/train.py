@@ -258,7 +258,9 @@ class TrainConfig:
         final = self.teacher_bc_final_min
         if isinstance(final, bool) or not isinstance(final, int | float) or not final >= 0:
             raise ValueError(f"TrainConfig.teacher_bc_final_min is minutes >= 0 (0 = off), got {final!r}")
-        if final and not (entries and final < self.time_budget_min):
+        budget = self.time_budget_min
+        if final and not (entries and isinstance(budget, int | float) and not isinstance(budget, bool)
+                          and final < budget):
             raise ValueError("TrainConfig.teacher_bc_final_min starts the teacher_bc_schedule's last weight that many "
                              "minutes before the time budget ends: it needs a teacher_bc_schedule and time_budget_min > "
                              f"{final} (got schedule {entries!r}, time_budget_min {self.time_budget_min!r})")

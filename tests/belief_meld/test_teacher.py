@@ -453,7 +453,8 @@ def test_the_schedules_last_weight_starts_its_final_minutes_before_the_budget_en
 
 
 @pytest.mark.parametrize("final_min, schedule, budget", [(-1.0, [[100, 0.5]], 60), ("5", [[100, 0.5]], 60),
-                                                         (5.0, [], 60), (5.0, [[100, 0.5]], 0), (60, [[100, 0.5]], 60)])
+                                                         (5.0, [], 60), (5.0, [[100, 0.5]], 0), (60, [[100, 0.5]], 60),
+                                                         (5.0, [[100, 0.5]], "60")])
 def test_a_bad_final_phase_is_refused_by_name(final_min, schedule, budget):
     with pytest.raises(ValueError, match="teacher_bc_final_min"):
         _cable_teacher_config(teacher_bc_final_min=final_min, teacher_bc_schedule=schedule, time_budget_min=budget)
