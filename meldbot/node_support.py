@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, get_type_hints
 
@@ -145,7 +146,12 @@ def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None)
         node = make_node()
         executor = MultiThreadedExecutor(executor_threads) if executor_threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok() and not getattr(node, "done", False):
+        # From here a signal only asks the loop to stop: raised as KeyboardInterrupt, it can land inside a
+        # finalizer (rclpy's Future.__del__), where Python prints "Exception ignored" and the node spins on.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while rclpy.ok() and not stop.is_set() and not getattr(node, "done", False):
             executor.spin_once(timeout_sec=0.1)
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
