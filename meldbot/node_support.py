@@ -148,11 +148,15 @@ def run_node(make_node: Callable[[], Any], executor_threads: int = 1, args=None)
         executor.add_node(node)
         # From here a signal only asks the loop to stop: raised as KeyboardInterrupt, it can land inside a
         # finalizer (rclpy's Future.__del__), where Python prints "Exception ignored" and the node spins on.
+        # Restored after the loop: a caller's process (a test's) keeps its Ctrl-C.
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        while rclpy.ok() and not stop.is_set() and not getattr(node, "done", False):
-            executor.spin_once(timeout_sec=0.1)
+        interrupts = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while rclpy.ok() and not stop.is_set() and not getattr(node, "done", False):
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            for sig, handler in interrupts.items():
+                signal.signal(sig, handler)
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

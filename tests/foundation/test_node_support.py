@@ -83,6 +83,40 @@ def test_run_node_waits_for_the_shutdown_messages_to_be_acknowledged(monkeypatch
     assert order == ["hook", ("acks", node_support.SHUTDOWN_ACK_TIMEOUT_S), "destroy"]
 
 
+def test_a_sigint_during_a_callback_lets_it_finish_then_stops_the_node(monkeypatch):
+    """A signal only asks the spin loop to stop (raised inside a callback or a finalizer it could be lost or
+    cut the callback short): the callback finishes, the shutdown hook runs, the caller's Ctrl-C is back."""
+    import os
+    import signal
+
+    from meldbot import node_support
+
+    order = []
+    monkeypatch.setattr(node_support, "_wait_for_acks", lambda node, timeout: None)
+
+    def make():
+        node = rclpy.create_node("sigint_callback_test", start_parameter_services=False)
+
+        def tick():
+            timer.cancel()
+            order.append("signalled")
+            os.kill(os.getpid(), signal.SIGINT)
+            order.append("callback finished")
+
+        timer = node.create_timer(0.01, tick)
+        node.shutdown_hook = lambda: order.append("hook")
+        return node
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        assert node_support.run_node(make, args=[]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert order == ["signalled", "callback finished", "hook"]
+
+
 NODE_STARTED_WITH_SIGINT_IGNORED = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a process started by nohup or a script's background job has it
