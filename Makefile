@@ -51,19 +51,24 @@ bench: $(STAMP)
 # sections): every collected trial is labelled with the privileged way to its own port, cloned at weight 300 until
 # 52k env steps (the heads learn to reach every port), then at 3 (the reward brings the push in back).
 # Its runs go to runs/meld/reduced_true_port_seed$(SEED); STAGE1=runs/meld/reduced_seed0/stage1 reuses the plain
-# recipe's stage 1. A folder that already holds a run is refused (train's --resume continues one).
+# recipe's stage 1. FOCUS=1 also draws stage 2's handed trials to the ports whose handed trials fail most
+# (`true_port_focus`, docs/meld.md, fortieth section: it taught training seed 1 the port its actor could not push
+# into); its runs go to runs/meld/reduced[_true_port]_focus_seed$(SEED). A folder that already holds a run is
+# refused (train's --resume continues one).
 SEED   = 0
-OUT    = runs/meld/reduced$(TEACHER:%=_%)_seed$(SEED)
+OUT    = runs/meld/reduced$(TEACHER:%=_%)$(FOCUS:1=_focus)_seed$(SEED)
 STAGE1 =
 STAGE1_STEPS =
 STEPS  =
 TEACHER =
+FOCUS  =
 steps_budget = $(if $(1),--set max_env_steps=$(1) --set time_budget_min=0)
 teacher_options_true_port = --set teacher=true_port --set agent.teacher_bc_weight=300 \
   --set teacher_clone_radius=0.004 --set "teacher_bc_schedule=[[52000, 3]]"
 meld-reduced: $(STAMP)
 	@case "$(SEED)" in ''|*[!0-9]*) echo "error: SEED must be a whole number >= 0, got '$(SEED)'"; exit 2;; esac
 	@case "$(TEACHER)" in ''|true_port) ;; *) echo "error: TEACHER must be true_port or empty, got '$(TEACHER)'"; exit 2;; esac
+	@case "$(FOCUS)" in ''|1) ;; *) echo "error: FOCUS must be 1 or empty, got '$(FOCUS)'"; exit 2;; esac
 	@for v in "STAGE1_STEPS=$(STAGE1_STEPS)" "STEPS=$(STEPS)"; do case "$${v#*=}" in *[!0-9]*|0) \
 	  echo "error: $${v%%=*} must be a whole number of env steps > 0, got '$${v#*=}'"; exit 2;; esac; done
 	$(if $(and $(STAGE1),$(STAGE1_STEPS)),@echo "error: STAGE1_STEPS has no effect with STAGE1 (stage 1 is reused, \
@@ -73,7 +78,7 @@ meld-reduced: $(STAMP)
 	  $(call steps_budget,$(STAGE1_STEPS)))
 	$(PY) -m belief.meld.train --config config/train_meld_gated.yaml --out $(OUT)/gated \
 	  --set warm_start=$(or $(STAGE1),$(OUT)/stage1) --set training_seed=$(SEED) $(call steps_budget,$(STEPS)) \
-	  $(teacher_options_$(TEACHER))
+	  $(teacher_options_$(TEACHER)) $(if $(FOCUS),--set true_port_focus=true)
 	$(PY) -m belief.meld.evaluate $(OUT)/gated/checkpoint.pt --split fresh --tasks 160 --trials 1 \
 	  --reset-control --hold-episode-port --out $(OUT)/gated/eval_fresh160_hold_rc
 

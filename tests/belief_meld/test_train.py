@@ -343,11 +343,29 @@ def test_make_meld_reduced_adds_the_true_port_teacher_to_stage_2(tmp_path):
     assert "--out runs/meld/reduced_true_port_seed2/gated" in listed and "reduced_seed2" not in listed
 
 
+def test_make_meld_reduced_focus_draws_stage_2s_handed_trials_to_the_failing_ports(tmp_path):
+    """FOCUS=1 adds true_port_focus to stage 2 only, beside the teacher or without it, in its own folder."""
+    def trains(*args):
+        listed = _make_dry_run("meld-reduced", f"OUT={tmp_path}", *args).stdout.replace("\\\n", " ")
+        return [line for line in listed.splitlines() if "belief.meld.train" in line]
+
+    for teacher in ([], ["TEACHER=true_port"]):
+        stage1, stage2 = trains("FOCUS=1", *teacher)
+        assert "true_port_focus=true" in stage2 and "true_port_focus" not in stage1
+        assert ("teacher=true_port" in stage2) == bool(teacher)
+    assert not any("true_port_focus" in t for t in trains("TEACHER=true_port"))
+    listed = _make_dry_run("meld-reduced", "SEED=1", "TEACHER=true_port", "FOCUS=1").stdout
+    assert "--out runs/meld/reduced_true_port_focus_seed1/gated" in listed
+    assert "reduced_true_port_seed1" not in listed
+
+
 def test_make_meld_reduced_ignores_seed_and_out_in_the_environment():
-    """SEED / OUT / TEACHER count only on make's command line: ones left in the shell do not change the run."""
-    listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere", "TEACHER": "true_port"}).stdout
+    """SEED / OUT / TEACHER / FOCUS count only on make's command line: ones left in the shell do not change the run."""
+    listed = _make_dry_run("meld-reduced", env={"SEED": "9", "OUT": "/elsewhere", "TEACHER": "true_port",
+                                                "FOCUS": "1"}).stdout
     assert "training_seed=0" in listed and "runs/meld/reduced_seed0/stage1" in listed
     assert "/elsewhere" not in listed and "training_seed=9" not in listed and "teacher" not in listed
+    assert "true_port_focus" not in listed
 
 
 def test_make_meld_reduced_names_bad_variables():
@@ -355,7 +373,8 @@ def test_make_meld_reduced_names_bad_variables():
     with a message naming the variable (before any step runs: PY=false fails a step that does, unnamed)."""
     for args, named in ((["SEED=x"], "SEED must be a whole number"), (["STEPS=8e4"], "STEPS must be a whole"),
                         (["STAGE1=runs/x", "STAGE1_STEPS=33600"], "STAGE1_STEPS has no effect with STAGE1"),
-                        (["TEACHER=port_search"], "TEACHER must be true_port or empty, got 'port_search'")):
+                        (["TEACHER=port_search"], "TEACHER must be true_port or empty, got 'port_search'"),
+                        (["FOCUS=yes"], "FOCUS must be 1 or empty, got 'yes'")):
         done = _make_dry_run("meld-reduced", "PY=false", *args, check=False, dry=False)
         assert done.returncode != 0 and named in done.stdout + done.stderr, (args, done.stdout, done.stderr)
 
