@@ -327,12 +327,17 @@ def test_make_meld_reduced_runs_the_recipe(stage1, steps, tmp_path):
     assert "--reset-control --hold-episode-port" in listed
 
 
+def _reduced_trainings(out, *args) -> list[str]:
+    """The training commands `make meld-reduced OUT=out args` lists, one line each."""
+    listed = _make_dry_run("meld-reduced", f"OUT={out}", *args).stdout.replace("\\\n", " ")
+    return [line for line in listed.splitlines() if "belief.meld.train" in line]
+
+
 def test_make_meld_reduced_adds_the_true_port_teacher_to_stage_2(tmp_path):
     """TEACHER=true_port trains stage 2 with the true-port teacher and its cloning schedule; stage 1 and a run
     without TEACHER are unchanged."""
     def trains(*args):
-        listed = _make_dry_run("meld-reduced", f"OUT={tmp_path}", *args).stdout.replace("\\\n", " ")
-        return [line for line in listed.splitlines() if "belief.meld.train" in line]
+        return _reduced_trainings(tmp_path, *args)
 
     taught = trains("TEACHER=true_port")
     schedule = '--set teacher=true_port --set agent.teacher_bc_weight=300 --set teacher_clone_radius=0.004 ' \
@@ -346,8 +351,7 @@ def test_make_meld_reduced_adds_the_true_port_teacher_to_stage_2(tmp_path):
 def test_make_meld_reduced_focus_draws_stage_2s_handed_trials_to_the_failing_ports(tmp_path):
     """FOCUS=1 adds true_port_focus to stage 2 only, beside the teacher or without it, in its own folder."""
     def trains(*args):
-        listed = _make_dry_run("meld-reduced", f"OUT={tmp_path}", *args).stdout.replace("\\\n", " ")
-        return [line for line in listed.splitlines() if "belief.meld.train" in line]
+        return _reduced_trainings(tmp_path, *args)
 
     for teacher in ([], ["TEACHER=true_port"]):
         stage1, stage2 = trains("FOCUS=1", *teacher)

@@ -88,6 +88,7 @@ def test_a_sigint_during_a_callback_lets_it_finish_then_stops_the_node(monkeypat
     cut the callback short): the callback finishes, the shutdown hook runs, the caller's Ctrl-C is back."""
     import os
     import signal
+    import time
 
     from meldbot import node_support
 
@@ -111,6 +112,10 @@ def test_a_sigint_during_a_callback_lets_it_finish_then_stops_the_node(monkeypat
     try:
         assert node_support.run_node(make, args=[]) == 0
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):  # a SIGTERM after the loop is not swallowed by its stop flag
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                time.sleep(0.01)
     finally:
         signal.signal(signal.SIGTERM, sigterm)
         signal.signal(signal.SIGINT, signal.default_int_handler)
