@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP, RETAKE_PORT_AFTER_HELP
 
 
 def _algorithms() -> list[str]:
@@ -52,6 +52,7 @@ def register(subparsers) -> None:
                    help="MELD: tasks to run, held-out (test, default), training tasks, or 40 fresh tasks "
                         "from the same distribution")
     p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
+    p.add_argument("--retake-port-after", type=int, default=None, metavar="N", help=RETAKE_PORT_AFTER_HELP)
     p.set_defaults(func=_eval)
 
     p = subparsers.add_parser("export", help="export a checkpoint to a policy file (.ts or .pt2)")
@@ -59,6 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="policy.ts (TorchScript) or policy.pt2 (torch.export)")
     p.add_argument("--task", help="task id whose demonstrations seed PERIL's belief (e.g. reach2d-test-00)")
     p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
+    p.add_argument("--retake-port-after", type=int, default=None, metavar="N", help=RETAKE_PORT_AFTER_HELP)
     p.set_defaults(func=_export)
 
 
@@ -99,7 +101,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot compare checkpoints of {sorted(algos)} in one table: evaluate them separately")
     meld_only = [flag for flag, used in (("--trials", args.trials is not None), ("--reset-control", args.reset_control),
                                          ("--split", args.split is not None),
-                                         ("--hold-episode-port", args.hold_episode_port)) if used]
+                                         ("--hold-episode-port", args.hold_episode_port),
+                                         ("--retake-port-after", args.retake_port_after is not None)) if used]
     if meld_only and algos != {"meld"}:
         raise ValueError(f"{', '.join(meld_only)} apply to MELD checkpoints only, not {sorted(algos)}")
     return entry(sorted(algos)[0], "eval")(args)
@@ -109,6 +112,8 @@ def _export(args: argparse.Namespace) -> int:
     from belief.registry import entry
 
     algo = _checkpoint_algo(args.checkpoint)
-    if args.hold_episode_port and algo != "meld":
-        raise ValueError(f"--hold-episode-port applies to MELD checkpoints only, not {algo!r}")
+    for flag, used in (("--hold-episode-port", args.hold_episode_port),
+                       ("--retake-port-after", args.retake_port_after is not None)):
+        if used and algo != "meld":
+            raise ValueError(f"{flag} applies to MELD checkpoints only, not {algo!r}")
     return entry(algo, "export")(args)

@@ -230,13 +230,14 @@ def _success_over_env_steps(ax) -> None:
 
 
 def load_trainer(checkpoint: str | Path, device: str = "cpu", env=None, task_set=None,
-                 hold_episode_port: bool = False):
+                 hold_episode_port: bool = False, retake_port_after: int = 0):
     """A Trainer rebuilt from a checkpoint's config, with its weights (buffers left empty);
-    hold_episode_port: act held to each episode's first port (see load_meld_checkpoint)."""
+    hold_episode_port: act held to each episode's first port; retake_port_after: re-take it after that many
+    frames of the head naming another (see load_meld_checkpoint)."""
     from belief.meld.checkpoints import load_meld_checkpoint
     from belief.meld.train import TrainConfig, Trainer
 
-    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False)
+    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False, retake_port_after=retake_port_after)
     cfg = TrainConfig(**{**state["config"], "device": device})
     trainer = Trainer(cfg, Path(checkpoint).parent, env, task_set)
     trainer.agent.load_state_dict(state["agent"], weights_only=True)
@@ -378,7 +379,8 @@ def _known_tasks(trainer, evaluated: list) -> list:
 def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_tasks: int = 0,
                         out_dir: str | Path | None = None, env=None, task_set=None,
                         reset_control: bool = False, split: str = "test", carry_scale: float = 1.0,
-                        carry_cap: float = 0.0, hold_episode_port: bool = False, hand_true_port: bool = False) -> dict:
+                        carry_cap: float = 0.0, hold_episode_port: bool = False, hand_true_port: bool = False,
+                        retake_port_after: int = 0) -> dict:
     """Held-out evaluation of a checkpoint: eval_table.json/.md and belief_trial.png in `out_dir`.
 
     split: "test" (the held-out tasks), "train" (the training tasks: seen in training, but every port
@@ -396,6 +398,8 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     estimate (`MeldPolicy.capped_state`: weak evidence, a failed episode's, is carried whole).
     hold_episode_port: act with agent.model.actor_holds_episode_port on (the committed actor held to the
     port the head names at each episode's first frame) whatever the checkpoint was trained with.
+    retake_port_after: n > 0 holds the port too, but re-takes it from the head once the head has named
+    another port on n consecutive frames (agent.model.actor_retakes_port_after: a search within the episode).
     hand_true_port: hand the actor each task's true port in place of the task head's guess, in every
     episode (a diagnostic: the actor's reach and insertion per port with task inference taken out)."""
     if trials_per_task < 1:
@@ -413,7 +417,7 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
     from belief.meld.train import fresh_tasks, task_label_classes
 
     trainer, state = load_trainer(checkpoint, env=env, task_set=task_set,
-                                  hold_episode_port=hold_episode_port)
+                                  hold_episode_port=hold_episode_port, retake_port_after=retake_port_after)
     for flag, value, active in (("--carry-scale", carry_scale, 0.0 < carry_scale < 1.0),
                                 ("--carry-cap", carry_cap, carry_cap > 0.0)):
         if active and not trainer.policy.task_latent_dim:
@@ -489,7 +493,11 @@ def evaluate_checkpoint(checkpoint: str | Path, trials_per_task: int = 1, n_task
         how = f"capped at precision {carry_cap}" if carry_cap else f"scaled by {carry_scale}"
         lines.append(f"carried belief: the task latent's evidence {how} at each later episode's start "
                      "(a diagnostic; MELD carries it whole)")
-    if trainer.policy.holds_port:
+    if trainer.policy.retake_after:
+        lines.append("the actor is held to the port the head named at each episode's first frame and re-takes it "
+                     f"once the head has named another port on {trainer.policy.retake_after} consecutive frames "
+                     "(agent.model.actor_retakes_port_after)")
+    elif trainer.policy.holds_port:
         lines.append("the actor is held to the port the head named at each episode's first frame "
                      "(agent.model.actor_holds_episode_port; the head's port changes read 0 by construction)")
     if hand_true_port:
@@ -530,12 +538,13 @@ def eval_command(args) -> int:
                             carry_scale=1.0 if getattr(args, "carry_scale", None) is None else args.carry_scale,
                             carry_cap=getattr(args, "carry_cap", None) or 0.0,
                             hold_episode_port=bool(getattr(args, "hold_episode_port", False)),
-                            hand_true_port=bool(getattr(args, "hand_true_port", False)))
+                            hand_true_port=bool(getattr(args, "hand_true_port", False)),
+                            retake_port_after=getattr(args, "retake_port_after", None) or 0)
     return 0
 
 
 def main(argv=None) -> int:
-    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP, RETAKE_PORT_AFTER_HELP
 
     p = argparse.ArgumentParser(prog="python -m belief.meld.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -555,6 +564,7 @@ def main(argv=None) -> int:
                    help="instead, cap the carried evidence at this precision per task-latent dimension, keeping "
                         "the estimate (0 = no cap): weak evidence, e.g. a failed episode's, is carried whole")
     p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
+    p.add_argument("--retake-port-after", type=int, default=0, metavar="N", help=RETAKE_PORT_AFTER_HELP)
     p.add_argument("--hand-true-port", action="store_true",
                    help="hand the actor each task's true port in place of the task head's guess (a diagnostic: "
                         "the actor's reach and insertion per port, task inference taken out)")

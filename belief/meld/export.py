@@ -30,7 +30,8 @@ def build_metadata(agent_cfg, env_meta: dict, state_dim: int) -> PolicyMetadata:
         extra={"deterministic": True, "episodes_per_trial": env_meta.get("episodes", 2),
                "reset_belief": "per trial (not per episode)",
                "episode_start_inputs": "prev_action=0, reward=0", "filter_final_frame": True,
-               "holds_episode_port": bool(agent_cfg.model.actor_holds_episode_port)},
+               "holds_episode_port": bool(agent_cfg.model.actor_holds_episode_port),
+               "retakes_port_after": int(agent_cfg.model.actor_retakes_port_after)},
     )
 
 
@@ -42,15 +43,17 @@ def export_policy(policy: MeldPolicy, meta: PolicyMetadata, path: str | Path) ->
     return save_policy(module, meta, path)
 
 
-def export_checkpoint(checkpoint: str | Path, output: str | Path, hold_episode_port: bool = False) -> Path:
+def export_checkpoint(checkpoint: str | Path, output: str | Path, hold_episode_port: bool = False,
+                      retake_port_after: int = 0) -> Path:
     """Rebuild the agent from a MELD checkpoint and export its deterministic per-step policy.
 
     hold_episode_port: the policy acts with agent.model.actor_holds_episode_port on (the committed actor
-    held to the port the task head names at each episode's first frame), whatever it was trained with."""
+    held to the port the task head names at each episode's first frame), whatever it was trained with;
+    retake_port_after: n > 0 also re-takes that port once the head has named another on n consecutive frames."""
     from belief.meld.agent import AgentConfig, MeldAgent
     from belief.meld.checkpoints import load_meld_checkpoint
 
-    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False)
+    state = load_meld_checkpoint(checkpoint, hold_episode_port, replay=False, retake_port_after=retake_port_after)
     cfg = AgentConfig(**state["config"]["agent"])
     env_meta = state["env_meta"]
     agent = MeldAgent(cfg, env_meta["episodes"], env_meta["horizon"])
@@ -62,8 +65,10 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, hold_episode_p
 
 
 def export_command(args) -> int:
-    """`meldbot export CHECKPOINT -o policy.ts|policy.pt2 [--hold-episode-port]` for MELD checkpoints."""
-    path = export_checkpoint(args.checkpoint, args.output, bool(getattr(args, "hold_episode_port", False)))
+    """`meldbot export CHECKPOINT -o policy.ts|policy.pt2 [--hold-episode-port] [--retake-port-after N]` for
+    MELD checkpoints."""
+    path = export_checkpoint(args.checkpoint, args.output, bool(getattr(args, "hold_episode_port", False)),
+                             getattr(args, "retake_port_after", None) or 0)
     print(f"exported MELD policy to {path}")
     return 0
 
@@ -71,12 +76,13 @@ def export_command(args) -> int:
 def main(argv=None) -> int:
     import argparse
 
-    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP
+    from belief.meld.checkpoints import HOLD_EPISODE_PORT_HELP, RETAKE_PORT_AFTER_HELP
 
     p = argparse.ArgumentParser(prog="python -m belief.meld.export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="policy.ts or policy.pt2")
     p.add_argument("--hold-episode-port", action="store_true", help=HOLD_EPISODE_PORT_HELP)
+    p.add_argument("--retake-port-after", type=int, default=0, metavar="N", help=RETAKE_PORT_AFTER_HELP)
     return export_command(p.parse_args(argv))
 
 

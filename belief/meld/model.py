@@ -131,6 +131,12 @@ class ModelConfig:
     # actor_commits_to_port and an actor-critic trained on the true port (agent.ac_true_port), which
     # never sees the head's probabilities. False = the head's current argmax at every step.
     actor_holds_episode_port: bool = False
+    # n > 0: the held port is re-taken from the head once the head has named another port on n consecutive
+    # frames, so an episode can leave a port the belief has ruled out (the plug seated there without the
+    # latch's click) for the next one: a search within the episode driven by the belief. Consecutive frames,
+    # not the first disagreement, because the head's argmax flickers during a reach (thirtieth session).
+    # Needs actor_holds_episode_port. 0 = held for the whole episode.
+    actor_retakes_port_after: int = 0
 
     def __post_init__(self):
         if self.image_height % 16 or self.image_width % 16:
@@ -184,6 +190,12 @@ class ModelConfig:
         if self.actor_holds_episode_port and not self.actor_commits_to_port:
             raise ValueError("ModelConfig.actor_holds_episode_port holds the committed actor's port over an episode: "
                              "it needs actor_commits_to_port")
+        if not is_whole_number(self.actor_retakes_port_after) or self.actor_retakes_port_after < 0:
+            raise ValueError(f"ModelConfig.actor_retakes_port_after must be a whole number of frames >= 0 (0 = held "
+                             f"for the episode), got {self.actor_retakes_port_after!r}")
+        if self.actor_retakes_port_after and not self.actor_holds_episode_port:
+            raise ValueError("ModelConfig.actor_retakes_port_after re-takes the held port within an episode: it needs "
+                             "actor_holds_episode_port")
         if self.decoded_frames < 0:
             raise ValueError(f"ModelConfig.decoded_frames must be >= 0 (0 = all), got {self.decoded_frames}")
 
@@ -350,6 +362,7 @@ class LatentModel(nn.Module):
         self.actor_sees_task_latent = bool(cfg.actor_sees_task_latent)
         self.actor_commits_to_port = bool(cfg.actor_commits_to_port)
         self.actor_holds_episode_port = bool(cfg.actor_holds_episode_port)
+        self.actor_retakes_port_after = int(cfg.actor_retakes_port_after)
         self.task_classes = int(cfg.task_classes) if self.task_probs_in_belief else 0
         # actor_input is the identity: the actor and the critic see the same belief (a plain attribute, not a
         # property: TorchScript compiles a module's properties)

@@ -7,7 +7,9 @@ is *not* reset at episode boundaries inside a trial: that is how episode 2 knows
 (with ModelConfig.restart_z_each_episode z restarts at the reset frame, prev_action all zeros, and the
 task latent's sums alone carry over). With ModelConfig.actor_holds_episode_port the state ends with
 the port probabilities of the episode's first frame (k), which the belief carries in place of the
-current ones for the rest of the episode.
+current ones for the rest of the episode; with ModelConfig.actor_retakes_port_after n > 0 it ends with
+one more number, the count of consecutive frames the head has named another port, and the held
+probabilities are re-taken from the head when it reaches n.
 `step` is deterministic (posterior means as latents, mean action tanh(mu)); `step_sampled` draws the
 latents and the action, as during data collection. Both run the same code, so training, evaluation and
 the exported module agree.
@@ -37,7 +39,9 @@ class MeldPolicy(nn.Module):
         self.task_latent_dim = model.task_latent_dim
         self.holds_port = model.actor_holds_episode_port
         self.task_classes = model.task_classes
-        self.state_dim = 1 + model.z2_dim + 2 * model.task_latent_dim + (model.task_classes if self.holds_port else 0)
+        self.retake_after = model.actor_retakes_port_after if self.holds_port else 0
+        self.state_dim = (1 + model.z2_dim + 2 * model.task_latent_dim
+                          + (model.task_classes if self.holds_port else 0) + (1 if self.retake_after else 0))
 
     @torch.jit.export
     def initial_state(self) -> torch.Tensor:
@@ -97,11 +101,19 @@ class MeldPolicy(nn.Module):
         belief = self.model.belief_vector(mu1, std1, mu2, std2, mu_c, std_c)[0]
         if self.holds_port:
             # the reset frame (and a trial's first) takes the head's probabilities; later frames keep them
-            k = self.task_classes
-            held = torch.where(first | self.model.reset_frame(a_prev)[0], belief[belief.shape[0] - k:],
-                               state[state.shape[0] - k:])
+            # (or, with retake_after, re-take them once the head has named another port that many frames)
+            k, end = self.task_classes, state.shape[0] - (1 if self.retake_after else 0)
+            live, held = belief[belief.shape[0] - k:], state[end - k:end]
+            take = first | self.model.reset_frame(a_prev)[0]
+            if self.retake_after:
+                away = torch.where(live.argmax() != held.argmax(), state[end:] + 1.0, torch.zeros_like(state[end:]))
+                take = take | (away >= self.retake_after)
+                held = torch.where(take, live, held)
+                parts += [held, torch.where(take, torch.zeros_like(away), away)]
+            else:
+                held = torch.where(take, live, held)
+                parts.append(held)
             belief = torch.cat([belief[:belief.shape[0] - k], held])
-            parts.append(held)
         return belief, torch.cat(parts)
 
     @torch.jit.export

@@ -112,6 +112,11 @@ def test_cli_train_eval_export(tmp_path, tiny_cfg, capsys):
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts"), "--task", "test-00",
                  "--hold-episode-port"]) == 2
     assert "--hold-episode-port applies to MELD checkpoints only, not 'peril'" in capsys.readouterr().err
+    assert main(["eval", str(out / "checkpoint.pt"), "--retake-port-after", "3"]) == 2
+    assert "--retake-port-after apply to MELD checkpoints only" in capsys.readouterr().err
+    assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts"), "--task", "test-00",
+                 "--retake-port-after", "3"]) == 2
+    assert "--retake-port-after applies to MELD checkpoints only, not 'peril'" in capsys.readouterr().err
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts")]) == 2  # PERIL needs --task
     assert main(["export", str(out / "checkpoint.pt"), "-o", str(tmp_path / "p.ts"), "--task", "test-00"]) == 0
     policy = LoadedPolicy(tmp_path / "p.ts")

@@ -681,6 +681,81 @@ def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_p
         AgentConfig(model={**vars(m), "actor_holds_episode_port": True})
 
 
+
+def test_a_held_actor_retakes_the_port_after_the_head_names_another_for_n_frames(tmp_path):
+    """actor_retakes_port_after n: the held port probabilities are the head's of the episode's first frame
+    until the head has named another port on n consecutive frames, then that frame's (the count starts
+    again); a frame naming the held port again resets the count, and an episode's first frame takes the
+    head's port whatever the count. Same belief otherwise, the exported step alike; n must be a whole
+    number >= 0 and needs the hold."""
+    import copy
+
+    from belief.meld.export import build_metadata, export_policy
+    from belief.meld.policy import MeldPolicy
+    from belief.policy_file import LoadedPolicy
+    from tests.belief_meld.test_export import ENV_META
+
+    class ScriptedHead(torch.nn.Module):
+        """Names the ports of `ports` in turn, one a call (the filter calls the head once a frame)."""
+
+        def __init__(self, ports):
+            super().__init__()
+            self.ports, self.calls = ports, 0
+
+        def forward(self, x):
+            port = self.ports[self.calls]
+            self.calls += 1
+            return 10.0 * F.one_hot(torch.tensor([port]), 4).to(x).expand(x.shape[0], 4)
+
+    torch.manual_seed(0)
+    ag, _, _, _ = _port_probs_agent_step({"ac_true_port": True}, actor_commits_to_port=True)
+    g = torch.Generator().manual_seed(2)
+    frames = [torch.randint(0, 255, (16, 32, 3), dtype=torch.uint8, generator=g) for _ in range(16)]
+    prev = [torch.zeros(2) if t in (0, 8) else torch.rand(2, generator=g) * 2 - 1 for t in range(16)]
+    named = [0, 1, 0, 2, 2, 1, 1, 3, 2, 2, 3, 3, 3, 0, 3, 3]  # the head's port at each frame; 0 and 8 start episodes
+    held_ports = {1: [0, 1, 0, 2, 2, 1, 1, 3, 2, 2, 3, 3, 3, 0, 3, 3],
+                  2: [0, 0, 0, 0, 2, 2, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
+                  3: [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]}  # frames 3-5 name 2, 2, 1: any other port
+    free_model = copy.deepcopy(ag.model)
+    free_model.task_head = ScriptedHead(named)
+    free, free_b = MeldPolicy(free_model, ag.sac.actor), []
+    s = free.initial_state()
+    for x, a in zip(frames, prev, strict=True):
+        b, s = free.belief(x, a, torch.zeros(1), s)
+        free_b.append(b)
+    assert [int(b[-4:].argmax()) for b in free_b] == named
+    for n, want in held_ports.items():
+        model = copy.deepcopy(ag.model)
+        model.task_head = ScriptedHead(named)
+        model.actor_holds_episode_port, model.actor_retakes_port_after = True, n
+        policy = MeldPolicy(model, ag.sac.actor)
+        assert policy.state_dim == free.state_dim + 5
+        s, got = policy.initial_state(), []
+        for t, (x, a) in enumerate(zip(frames, prev, strict=True)):
+            h, s = policy.belief(x, a, torch.zeros(1), s)
+            assert torch.allclose(h[:-4], free_b[t][:-4], atol=1e-6)
+            got.append(int(h[-4:].argmax()))
+        assert got == want, n
+    model = copy.deepcopy(ag.model)
+    model.actor_holds_episode_port, model.actor_retakes_port_after = True, 2
+    policy = MeldPolicy(model, ag.sac.actor)
+    loaded = LoadedPolicy(export_policy(policy, build_metadata(ag.cfg, ENV_META, policy.state_dim),
+                                        tmp_path / "retake.ts"))
+    assert loaded.metadata.state_dim == policy.state_dim
+    state, pstate = loaded.initial_state(), policy.initial_state()
+    for x, a in zip(frames, prev, strict=True):
+        action, state = loaded.step(x.numpy(), a.numpy(), 0.0, state)
+        with torch.no_grad():
+            expected, pstate = policy.step(x, a, torch.zeros(1), pstate)
+        np.testing.assert_allclose(action, expected.numpy(), atol=1e-5)
+        np.testing.assert_allclose(state, pstate.numpy(), atol=1e-5)
+    base = {"task_id_weight": 1.0, "task_probs_in_belief": True, "actor_commits_to_port": True}
+    with pytest.raises(ValueError, match="actor_retakes_port_after .* needs actor_holds_episode_port"):
+        ModelConfig(**base, actor_retakes_port_after=3)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="actor_retakes_port_after must be a whole number of frames >= 0"):
+            ModelConfig(**base, actor_holds_episode_port=True, actor_retakes_port_after=bad)
+
 def test_task_latent_is_the_product_of_per_frame_factors_and_no_reset_rewrites_it():
     """task_latent_dim: q(c_t) is N(0, I) times one Gaussian factor per frame 0..t, so its precision only
     grows (the reset frame adds evidence, it cannot erase any), the frames' order does not matter, c

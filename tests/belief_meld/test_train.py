@@ -426,7 +426,7 @@ def test_task_identification_term_gets_each_trials_label(tmp_path):
         Trainer(_cfg(agent=agent, task_label="port"), tmp_path / "bad", env, env.tasks)
 
 
-def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path, monkeypatch):
+def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_path, monkeypatch, capsys):
     """ac_true_port through the trainer: with true_port_share 1 every collected trial hands the actor its
     port (train.csv says so); the i.i.d. cache's port columns are the one-hot of each cached trial's task
     label, the run trains and exports, and the refit of its checkpoint builds the same view."""
@@ -491,6 +491,24 @@ def test_true_port_training_caches_each_trials_port_and_the_refit_reads_it(tmp_p
         with torch.no_grad():
             want, want_state = held_policy.step(x, prev, torch.zeros(1), want_state)
         np.testing.assert_allclose(action, want.numpy(), atol=1e-5)
+    # held with a re-take after 2 frames of the head naming another port: said in the table and the metadata,
+    # the state one longer (the count); a count that is not a whole number >= 0 is refused by name
+    retaking = evaluate_checkpoint(tmp_path / "ok" / "checkpoint.pt", env=env, task_set=env.tasks,
+                                   retake_port_after=2, out_dir=tmp_path / "retake")
+    assert retaking["holds_episode_port"]
+    assert "re-takes it once the head has named another port on 2 consecutive frames" in (
+        tmp_path / "retake" / "eval_table.md").read_text()
+    assert meldbot(["export", str(tmp_path / "ok" / "checkpoint.pt"), "-o", str(tmp_path / "retake.ts"),
+                    "--retake-port-after", "2"]) == 0
+    retake_file = LoadedPolicy(tmp_path / "retake.ts")
+    assert retake_file.metadata.extra["retakes_port_after"] == 2 and retake_file.metadata.extra["holds_episode_port"]
+    assert retake_file.metadata.state_dim == held_file.metadata.state_dim + 1
+    assert free_file.metadata.extra["retakes_port_after"] == 0
+    capsys.readouterr()
+    assert meldbot(["export", str(tmp_path / "ok" / "checkpoint.pt"), "-o", str(tmp_path / "bad.ts"),
+                    "--retake-port-after", "-1"]) == 2
+    assert "--retake-port-after must be a whole number of frames >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.ts").exists()
     out = refit_checkpoint(tmp_path / "ok" / "checkpoint.pt", tmp_path / "refit", updates=2, batch=4,
                            task_set=env.tasks)
     policy = LoadedPolicy(export_checkpoint(out, tmp_path / "meld.ts"))
