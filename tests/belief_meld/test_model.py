@@ -633,6 +633,23 @@ def test_a_collecting_actor_handed_a_port_acts_on_its_one_hot():
         run_trial(None, None, policy, EPISODES, "random", handed_port=1)
 
 
+
+def _assert_exported_steps_alike(policy, agent_cfg, frames, prev, path) -> None:
+    """`policy` exported to `path` steps through (frames, prev actions) with the eager policy's actions and state."""
+    from belief.meld.export import build_metadata, export_policy
+    from belief.policy_file import LoadedPolicy
+    from tests.belief_meld.test_export import ENV_META
+
+    loaded = LoadedPolicy(export_policy(policy, build_metadata(agent_cfg, ENV_META, policy.state_dim), path))
+    assert loaded.metadata.state_dim == policy.state_dim
+    state, want_state = loaded.initial_state(), policy.initial_state()
+    for x, a in zip(frames, prev, strict=True):
+        action, state = loaded.step(x.numpy(), a.numpy(), 0.0, state)
+        with torch.no_grad():
+            want, want_state = policy.step(x, a, torch.zeros(1), want_state)
+        np.testing.assert_allclose(action, want.numpy(), atol=1e-5)
+        np.testing.assert_allclose(state, want_state.numpy(), atol=1e-5)
+
 def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_path):
     """actor_holds_episode_port: the policy's belief carries the head's probabilities of the episode's
     first frame (trial start or a reset frame, prev_action all zeros) through the episode, the rest of
@@ -641,10 +658,7 @@ def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_p
     import copy
 
     from belief.meld.agent import AgentConfig
-    from belief.meld.export import build_metadata, export_policy
     from belief.meld.policy import MeldPolicy
-    from belief.policy_file import LoadedPolicy
-    from tests.belief_meld.test_export import ENV_META
 
     torch.manual_seed(0)
     ag, m, _, _ = _port_probs_agent_step({"ac_true_port": True}, actor_commits_to_port=True)
@@ -666,13 +680,7 @@ def test_a_held_actor_acts_on_the_port_the_head_named_at_the_episode_start(tmp_p
         start = 0 if t < 3 else 3  # frames 0 and 3 start an episode
         assert torch.allclose(h[:-4], b[:-4], atol=1e-6) and torch.allclose(h[-4:], free_b[start][-4:], atol=1e-6)
     assert any(not torch.allclose(free_b[t][-4:], free_b[0][-4:]) for t in (1, 2))  # the head did move
-    loaded = LoadedPolicy(export_policy(held, build_metadata(ag.cfg, ENV_META, held.state_dim), tmp_path / "held.ts"))
-    state, hstate = loaded.initial_state(), held.initial_state()
-    for x, a in zip(frames, prev, strict=True):
-        action, state = loaded.step(x.numpy(), a.numpy(), 0.0, state)
-        with torch.no_grad():
-            want, hstate = held.step(x, a, torch.zeros(1), hstate)
-        np.testing.assert_allclose(action, want.numpy(), atol=1e-5)
+    _assert_exported_steps_alike(held, ag.cfg, frames, prev, tmp_path / "held.ts")
     with pytest.raises(ValueError, match="actor_holds_episode_port .* needs actor_commits_to_port"):
         ModelConfig(task_id_weight=1.0, task_probs_in_belief=True, actor_holds_episode_port=True)
     with pytest.raises(ValueError, match="actor_holds_episode_port must be true or false, got 1"):
@@ -690,10 +698,7 @@ def test_a_held_actor_retakes_the_port_after_the_head_names_another_for_n_frames
     number >= 0 and needs the hold."""
     import copy
 
-    from belief.meld.export import build_metadata, export_policy
     from belief.meld.policy import MeldPolicy
-    from belief.policy_file import LoadedPolicy
-    from tests.belief_meld.test_export import ENV_META
 
     class ScriptedHead(torch.nn.Module):
         """Names the ports of `ports` in turn, one a call (the filter calls the head once a frame)."""
@@ -739,16 +744,7 @@ def test_a_held_actor_retakes_the_port_after_the_head_names_another_for_n_frames
     model = copy.deepcopy(ag.model)
     model.actor_holds_episode_port, model.actor_retakes_port_after = True, 2
     policy = MeldPolicy(model, ag.sac.actor)
-    loaded = LoadedPolicy(export_policy(policy, build_metadata(ag.cfg, ENV_META, policy.state_dim),
-                                        tmp_path / "retake.ts"))
-    assert loaded.metadata.state_dim == policy.state_dim
-    state, pstate = loaded.initial_state(), policy.initial_state()
-    for x, a in zip(frames, prev, strict=True):
-        action, state = loaded.step(x.numpy(), a.numpy(), 0.0, state)
-        with torch.no_grad():
-            expected, pstate = policy.step(x, a, torch.zeros(1), pstate)
-        np.testing.assert_allclose(action, expected.numpy(), atol=1e-5)
-        np.testing.assert_allclose(state, pstate.numpy(), atol=1e-5)
+    _assert_exported_steps_alike(policy, ag.cfg, frames, prev, tmp_path / "retake.ts")
     base = {"task_id_weight": 1.0, "task_probs_in_belief": True, "actor_commits_to_port": True}
     with pytest.raises(ValueError, match="actor_retakes_port_after .* needs actor_holds_episode_port"):
         ModelConfig(**base, actor_retakes_port_after=3)
